@@ -1,0 +1,3 @@
+from makemore.cli import main
+
+raise SystemExit(main())

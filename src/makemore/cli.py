@@ -1,0 +1,351 @@
+"""The `makemore` command: parses arguments, calls the library, prints. Heavy imports (torch, matplotlib) happen
+inside the commands so that --help answers at once."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+from makemore.errors import MakemoreError
+
+TRAIN_FLAGS = {  # flag -> TrainConfig field; None defaults mean "the preset's value"
+    "steps": int, "batch_size": int, "optimizer": str, "lr": float, "momentum": float, "weight_decay": float,
+    "schedule": str, "warmup": int, "min_lr": float, "gamma": float, "grad_clip": float, "eval_interval": int,
+    "eval_max": int, "seed": int, "device": str, "threads": int, "train_split": str,
+}
+
+
+def _value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _key_value(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key.replace("-", "_"), _value(value)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from makemore import checkpoint, models, presets, train
+    from makemore.data import load_corpus
+
+    out = Path(args.out or f"runs/{args.preset or args.model or 'mlp'}")
+    if args.resume:
+        if not checkpoint.exists(out):
+            raise MakemoreError(f"nothing to resume: no checkpoint in {out}")
+        saved = checkpoint.load(out, state=False)
+        model = saved.model
+        config = {k: v for k, v in saved.config.items() if k != "vocab_size"}
+        settings = saved.train
+        data, mode = saved.data["source"], saved.data["mode"]
+    else:
+        if checkpoint.exists(out) and not args.force:
+            raise MakemoreError(f"{out} already holds a checkpoint: --resume to continue it, --force to replace it")
+        model, config, settings = presets.resolve(args.model, args.preset)
+        data, mode = args.data, args.mode
+    config.update(dict(args.set or []))
+    if args.smoothing is not None:
+        config["smoothing"] = args.smoothing
+    settings.update({k: getattr(args, k) for k in TRAIN_FLAGS if getattr(args, k) is not None})
+    if args.milestones is not None:
+        settings["milestones"] = args.milestones
+    if args.calibrate_bn:
+        settings["calibrate_bn"] = True
+    if args.compile:
+        settings["compile"] = True
+    cfg = train.TrainConfig(**settings)
+    models.make_config(model, **config)  # unknown model or setting: say so before reading any data
+    corpus = load_corpus(data, mode)
+    callbacks = []
+    if args.diagnose:
+        from makemore import diagnostics
+
+        recorder = diagnostics.UpdateRecorder(every=max(1, cfg.steps // 500))
+        callbacks.append(recorder)
+    print(f"training {model} on {corpus.source} ({corpus.mode} mode, {corpus.vocab.size} tokens) -> {out}",
+          file=sys.stderr)
+    try:
+        result = train.train(model, config, corpus, cfg, out, resume=args.resume, progress=not args.quiet,
+                             callbacks=callbacks)
+    except train.Interrupted as e:
+        print(f"makemore: {e}", file=sys.stderr)
+        return 130
+    finally:
+        if (out / train.METRICS).exists():
+            from makemore import plots
+
+            plots.loss_curve(out / train.METRICS, out / "loss.png")
+    print(f"step {result.step}: train loss {_fmt(result.train_loss)}, val loss {_fmt(result.val_loss)}"
+          f" ({result.seconds:.1f} s)")
+    if args.diagnose:
+        from makemore.data import Examples
+        from makemore.sample import load_model
+
+        model = load_model(out, "last").model
+        examples = Examples(corpus.items("train"), corpus.vocab, model.block_size)
+        diagnostics.write_all(model, examples, recorder, out / "diagnostics", seed=cfg.seed)
+        print(f"diagnostics written to {out}/diagnostics", file=sys.stderr)
+    if args.samples:
+        from makemore.sample import load_model, sample
+
+        print(*sample(load_model(out), args.samples, seed=cfg.seed), sep="\n")
+    return 0
+
+
+def _fmt(x: float | None) -> str:
+    return "-" if x is None else f"{x:.4f}"
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from makemore.sample import load_model, sample
+
+    loaded = load_model(args.out, "last" if args.last else "best")
+    unique = None
+    if args.unique:
+        from makemore.data import load_corpus
+
+        if not loaded.vocab.boundary:
+            raise MakemoreError("--unique needs a model trained on lines (items to compare samples against)")
+        corpus = load_corpus(loaded.ckpt.data["source"], "lines", vocab=loaded.vocab)
+        unique = set(corpus.items("all"))
+    samples = sample(loaded, args.n, seed=args.seed, unique_against=unique, prompt=args.prompt,
+                     temperature=args.temperature, top_k=args.top_k, max_len=args.max_len)
+    print(*samples, sep="\n" if loaded.vocab.boundary else "\n---\n")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from makemore.data import Examples, load_corpus
+    from makemore.sample import load_model
+    from makemore.train import evaluate
+
+    loaded = load_model(args.out, "last" if args.last else "best")
+    corpus = load_corpus(args.data or loaded.ckpt.data["source"], loaded.ckpt.data["mode"], vocab=loaded.vocab)
+    splits = [s for s in args.split.split(",") if s] or ["train", "val", "test"]
+    if args.split == "train,val,test":
+        splits = [s for s in splits if s in corpus.splits]
+    losses = {s: evaluate(loaded.model, Examples(corpus.items(s), loaded.vocab, loaded.model.block_size))
+              for s in splits}
+    if args.json:
+        print(json.dumps(losses))
+    else:
+        for s, v in losses.items():
+            print(f"{s:5s} {v:.4f}")
+    return 0
+
+
+def _model_from_args(args: argparse.Namespace):
+    """A trained model from --out, or a freshly initialised one from --model/--preset/--set, and its corpus."""
+    import torch
+
+    from makemore import models, presets
+    from makemore.data import load_corpus
+    from makemore.train import TrainConfig
+
+    if args.out:
+        from makemore.sample import load_model
+
+        loaded = load_model(args.out, "last")
+        corpus = load_corpus(loaded.ckpt.data["source"], loaded.ckpt.data["mode"], vocab=loaded.vocab)
+        return loaded.model, corpus, TrainConfig(**loaded.ckpt.train)
+    name, config, settings = presets.resolve(args.model, args.preset)
+    config.update(dict(args.set or []))
+    corpus = load_corpus(args.data, args.mode)
+    cfg = TrainConfig(**settings)
+    torch.manual_seed(cfg.seed)
+    model = models.build(name, models.make_config(name, **config, vocab_size=corpus.vocab.size))
+    return model, corpus, cfg
+
+
+def cmd_diagnose(args: argparse.Namespace) -> int:
+    import torch
+
+    from makemore import diagnostics
+    from makemore.data import Examples
+
+    model, corpus, cfg = _model_from_args(args)
+    if not any(p.requires_grad for p in model.parameters()):
+        raise MakemoreError("this model has no trained parameters to diagnose")
+    examples = Examples(corpus.items("train"), corpus.vocab, model.block_size)
+    X, Y = examples.sample(args.batch_size, torch.Generator().manual_seed(args.seed))
+    snap = diagnostics.snapshot(model, X, Y)
+    updates = diagnostics.probe_updates(model, examples, cfg, steps=args.probe_steps, seed=args.seed)
+    folder = Path(args.dir or (Path(args.out) / "diagnostics" if args.out else "diagnostics"))
+    paths = diagnostics.write_plots(snap, updates, folder)
+    if args.json:
+        print(json.dumps({**snap.to_json(), "updates": {k: v[-1] for k, v in updates.ratios.items()}}))
+    else:
+        print(diagnostics.format_table(snap))
+        print(*(f"wrote {p}" for p in paths), sep="\n", file=sys.stderr)
+    return 0
+
+
+def cmd_lr_find(args: argparse.Namespace) -> int:
+    from makemore import diagnostics, plots
+    from makemore.data import Examples
+
+    model, corpus, cfg = _model_from_args(args)
+    examples = Examples(corpus.items("train"), corpus.vocab, model.block_size)
+    exps, losses, lr = diagnostics.lr_find(model, examples, cfg, args.min, args.max, args.num, args.seed)
+    path = plots.lr_find(exps, losses, lr, args.file)
+    print(f"suggested lr {lr:.3g} (10^{math.log10(lr):.2f}); plot: {path}")
+    return 0
+
+
+def _model_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", help="a checkpoint directory (default: a freshly initialised model)")
+    p.add_argument("--model", help="model name, for a fresh model")
+    p.add_argument("--preset", help="preset, for a fresh model")
+    p.add_argument("--data", default="names")
+    p.add_argument("--mode", default="auto", choices=["auto", "lines", "text"])
+    p.add_argument("--set", type=_key_value, action="append", metavar="KEY=VALUE")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from makemore.models import MODELS
+    from makemore.presets import PRESETS
+
+    print("models:")
+    for name, entry in MODELS.items():
+        print(f"  {name:14s} {entry.help}")
+    print("presets:")
+    for name, p in PRESETS.items():
+        print(f"  {name:14s} model {p['model']}, {p.get('train', {}).get('steps', '-')} steps")
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from makemore import plots
+
+    if args.what == "counts":
+        import torch
+
+        from makemore.data import Examples, load_corpus
+        from makemore.models.bigram import BigramCounts, BigramCountsConfig
+
+        corpus = load_corpus(args.data, "lines")
+        ex = Examples(corpus.items("all"), corpus.vocab, 1)
+        model = BigramCounts(BigramCountsConfig(vocab_size=corpus.vocab.size))
+        model.fit(*ex.batch(torch.arange(len(ex))))
+        path = plots.counts_heatmap(model.counts, corpus.vocab.itos, args.file or "counts.png")
+    else:
+        if args.out is None:
+            raise MakemoreError(f"plot {args.what} needs --out, the checkpoint directory")
+        out = Path(args.out)
+        if args.what == "loss":
+            from makemore.train import METRICS
+
+            if not (out / METRICS).is_file():
+                raise MakemoreError(f"no {METRICS} in {out}")
+            path = plots.loss_curve(out / METRICS, args.file or out / "loss.png")
+        else:
+            from makemore.sample import load_model
+
+            loaded = load_model(out)
+            C = dict(loaded.model.named_parameters()).get("C")
+            if C is None:
+                raise MakemoreError(f"a {loaded.ckpt.model} model has no embedding table C to plot")
+            path = plots.embedding_scatter(C, loaded.vocab.itos, args.file or out / "embedding.png")
+    print(path)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="makemore", description="Character-level language models: "
+                                "train on any text, then make more of it.")
+    p.add_argument("--version", action="version", version="makemore 0.1.0")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    t = sub.add_parser("train", help="train a model and save it to --out")
+    t.add_argument("--model", help="model name (see `makemore models`); default mlp")
+    t.add_argument("--preset", help="a named recipe of model and training settings (see `makemore models`)")
+    t.add_argument("--data", default="names", help="a UTF-8 text file, or 'names' (bundled, the default)")
+    t.add_argument("--mode", default="auto", choices=["auto", "lines", "text"],
+                   help="lines: one item per line; text: one continuous text (default: detected)")
+    t.add_argument("--out", help="checkpoint directory (default runs/PRESET)")
+    t.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
+    t.add_argument("--force", action="store_true", help="replace a checkpoint already in --out")
+    for name, typ in TRAIN_FLAGS.items():
+        t.add_argument("--" + name.replace("_", "-"), type=typ, default=None)
+    t.add_argument("--milestones", type=int, nargs="*", help="step schedule: steps where lr *= gamma")
+    t.add_argument("--calibrate-bn", action="store_true", help="set BatchNorm statistics from the training set")
+    t.add_argument("--compile", action="store_true", help="torch.compile the model")
+    t.add_argument("--smoothing", type=float, help="bigram-counts: add-k smoothing")
+    t.add_argument("--set", type=_key_value, action="append", metavar="KEY=VALUE",
+                   help="a model setting, e.g. --set n_hidden=300")
+    t.add_argument("--samples", type=int, default=10, help="samples to print after training (default 10)")
+    t.add_argument("--diagnose", action="store_true", help="record update ratios, write diagnostic plots")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("sample", help="generate new text from a trained model")
+    s.add_argument("--out", required=True, help="checkpoint directory")
+    s.add_argument("-n", type=int, default=20, help="how many samples (default 20)")
+    s.add_argument("--temperature", type=float, default=1.0)
+    s.add_argument("--top-k", type=int)
+    s.add_argument("--prompt", default="", help="text the samples start with")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--unique", action="store_true", help="drop samples that appear in the training data")
+    s.add_argument("--max-len", type=int, help="characters per sample at most (default 64 lines, 500 text)")
+    s.add_argument("--last", action="store_true", help="use the last weights, not the best on val")
+    s.set_defaults(func=cmd_sample)
+
+    e = sub.add_parser("eval", help="mean loss (nats per character) of a trained model on each split")
+    e.add_argument("--out", required=True, help="checkpoint directory")
+    e.add_argument("--data", help="another file to evaluate on (default: the training file)")
+    e.add_argument("--split", default="train,val,test", help="comma-separated splits, or 'all'")
+    e.add_argument("--json", action="store_true", help="print one JSON object {split: loss}")
+    e.add_argument("--last", action="store_true", help="use the last weights, not the best on val")
+    e.set_defaults(func=cmd_eval)
+
+    m = sub.add_parser("models", help="list the models and presets")
+    m.set_defaults(func=cmd_models)
+
+    pl = sub.add_parser("plot", help="figures: counts (bigram heat map), loss (curve of a run), embedding")
+    pl.add_argument("what", choices=["counts", "loss", "embedding"])
+    pl.add_argument("--data", default="names", help="counts: the text file (default: bundled names)")
+    pl.add_argument("--out", help="loss, embedding: the checkpoint directory")
+    pl.add_argument("--file", help="the PNG to write")
+    pl.set_defaults(func=cmd_plot)
+
+    d = sub.add_parser("diagnose", help="activation, gradient and update statistics, as plots and a table")
+    _model_flags(d)
+    d.add_argument("--batch-size", type=int, default=32)
+    d.add_argument("--probe-steps", type=int, default=200, help="optimiser steps to measure update ratios")
+    d.add_argument("--dir", help="where to write the PNGs (default OUT/diagnostics)")
+    d.add_argument("--json", action="store_true", help="the statistics as JSON on stdout")
+    d.set_defaults(func=cmd_diagnose)
+
+    lf = sub.add_parser("lr-find", help="the lecture's learning-rate search: one step per rate, plotted")
+    _model_flags(lf)
+    lf.add_argument("--min", type=float, default=-3.0, help="lowest log10 rate")
+    lf.add_argument("--max", type=float, default=0.0, help="highest log10 rate")
+    lf.add_argument("--num", type=int, default=1000, help="rates to try, one step each")
+    lf.add_argument("--file", default="lr_find.png")
+    lf.set_defaults(func=cmd_lr_find)
+
+    from makemore.micrograd.cli import register
+
+    register(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except MakemoreError as e:
+        print(f"makemore: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("makemore: interrupted", file=sys.stderr)
+        return 130

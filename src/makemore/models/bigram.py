@@ -1,0 +1,61 @@
+"""Lecture makemore 1: the bigram model, by counting and as a one-layer neural net."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from makemore.models.registry import LanguageModel, ModelConfig, lecture_generator, register
+
+
+@dataclass(frozen=True)
+class BigramCountsConfig(ModelConfig):
+    smoothing: float = 1.0  # add-k: k fake counts on every pair, so no bigram has probability 0
+
+
+@register("bigram-counts", BigramCountsConfig, "bigram probabilities from counts with add-k smoothing")
+class BigramCounts(LanguageModel):
+    trainable = False
+
+    def __init__(self, config: BigramCountsConfig):
+        super().__init__()
+        self.config = config
+        v = config.vocab_size
+        self.register_buffer("counts", torch.zeros(v, v))
+
+    def fit(self, X: Tensor, Y: Tensor) -> None:
+        v = self.config.vocab_size
+        pairs = torch.bincount(X[:, -1] * v + Y, minlength=v * v)
+        self.counts.copy_(pairs.view(v, v).to(self.counts.dtype))
+
+    def log_probs(self) -> Tensor:
+        p = self.counts + self.config.smoothing
+        return torch.log(p / p.sum(1, keepdim=True))
+
+    def forward(self, idx: Tensor) -> Tensor:
+        # Log-probabilities are logits whose softmax is the count-based distribution itself.
+        return self.log_probs()[idx[:, -1]]
+
+
+@dataclass(frozen=True)
+class BigramConfig(ModelConfig):
+    l2: float = 0.01  # the lecture's regularisation, l2 * (W**2).mean(), pulling towards uniform
+    init_seed: int = 2147483647
+
+
+@register("bigram", BigramConfig, "neural bigram: one linear layer on one-hot characters")
+class Bigram(LanguageModel):
+    def __init__(self, config: BigramConfig):
+        super().__init__()
+        self.config = config
+        v = config.vocab_size
+        self.W = nn.Parameter(torch.randn(v, v, generator=lecture_generator(config.init_seed)))
+
+    def forward(self, idx: Tensor) -> Tensor:
+        # one_hot(idx) @ W picks row idx of W; indexing gives the same logits without the one-hot matmul.
+        return self.W[idx[:, -1]]
+
+    def penalty(self) -> Tensor:
+        return self.config.l2 * (self.W**2).mean()

@@ -1,0 +1,84 @@
+"""Model names -> (config dataclass, model class). A model file registers itself; nothing else changes."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from makemore.errors import MakemoreError
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    vocab_size: int = 27
+    block_size: int = 1  # characters of context the model sees
+
+
+class LanguageModel(nn.Module):
+    """Maps contexts (B, block_size) of token ids to logits (B, vocab_size) of the next token."""
+
+    config: ModelConfig
+    trainable: ClassVar[bool] = True  # False: fitted by fit() (counting), not by gradient descent
+
+    @property
+    def block_size(self) -> int:
+        return self.config.block_size
+
+    def penalty(self) -> Tensor | None:
+        """A regularisation term the trainer adds to the loss (not part of the reported NLL)."""
+        return None
+
+    def fit(self, X: Tensor, Y: Tensor) -> None:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    config: type[ModelConfig]
+    model: type[LanguageModel]
+    help: str
+
+
+MODELS: dict[str, Entry] = {}
+
+
+def register(name: str, config: type[ModelConfig], help: str) -> Callable[[type], type]:
+    def add(cls: type[LanguageModel]) -> type[LanguageModel]:
+        MODELS[name] = Entry(name, config, cls, help)
+        return cls
+
+    return add
+
+
+def get(name: str) -> Entry:
+    if name not in MODELS:
+        raise MakemoreError(f"unknown model {name!r} (choose from: {', '.join(sorted(MODELS))})")
+    return MODELS[name]
+
+
+def make_config(name: str, **fields: Any) -> ModelConfig:
+    entry = get(name)
+    known = {f.name for f in dataclasses.fields(entry.config)}
+    unknown = sorted(set(fields) - known)
+    if unknown:
+        raise MakemoreError(f"model {name!r} has no setting {', '.join(unknown)} (has: {', '.join(sorted(known))})")
+    return entry.config(**fields)
+
+
+def build(name: str, config: ModelConfig) -> LanguageModel:
+    return get(name).model(config)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def lecture_generator(seed: int) -> torch.Generator:
+    """The lectures draw every parameter from one generator seeded 2147483647, in a fixed order."""
+    return torch.Generator().manual_seed(seed)

@@ -1,0 +1,58 @@
+"""Named recipes: a model, its settings and its training settings. Plain data; flags on the command line win.
+
+A model's own name is also a preset: its defaults when no --preset is given.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+LECTURE_SGD = {"optimizer": "sgd", "lr": 0.1, "schedule": "step", "milestones": [100_000], "gamma": 0.1,
+               "batch_size": 32, "steps": 200_000, "eval_interval": 10_000}
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "bigram-counts": {"model": "bigram-counts", "train": {"steps": 0}},
+    # Full-batch gradient descent at the lecture's rate of 50.
+    "bigram": {"model": "bigram", "train": {"optimizer": "sgd", "lr": 50.0, "batch_size": 0, "steps": 300,
+                                            "eval_interval": 50}},
+    # The default job: a small MLP that trains in about half a minute on a laptop CPU.
+    "mlp": {"model": "mlp", "config": {"block_size": 4, "n_embd": 16, "n_hidden": 200},
+            "train": {"optimizer": "adamw", "lr": 3e-3, "schedule": "cosine", "warmup": 100, "min_lr": 3e-4,
+                      "batch_size": 128, "steps": 8000, "eval_interval": 1000, "weight_decay": 0.01}},
+    "mlp-deep": {"model": "mlp-deep", "train": {**LECTURE_SGD, "steps": 20_000, "milestones": [15_000],
+                                                 "eval_interval": 2000}},
+    # Lecture makemore 2, end to end: raw randn init from the seeded generator, SGD 0.1 then 0.01.
+    "lecture2": {"model": "mlp", "config": {"block_size": 3, "n_embd": 10, "n_hidden": 200, "init": "raw"},
+                 "train": LECTURE_SGD},
+    # The 2-D embedding run whose scatter plot shows the characters' clusters.
+    "lecture2-2d": {"model": "mlp", "config": {"block_size": 3, "n_embd": 2, "n_hidden": 100, "init": "raw"},
+                    "train": LECTURE_SGD},
+    # Lecture makemore 3: the fixed initialisation, then BatchNorm (momentum 0.001, calibrated after training).
+    "lecture3-init": {"model": "mlp", "config": {"block_size": 3, "n_embd": 10, "n_hidden": 200, "init": "scaled"},
+                      "train": LECTURE_SGD},
+    "lecture3-bn": {"model": "mlp", "config": {"block_size": 3, "n_embd": 10, "n_hidden": 200, "init": "scaled",
+                                               "batchnorm": True, "bn_momentum": 0.001},
+                    "train": {**LECTURE_SGD, "calibrate_bn": True}},
+    "lecture3-deep": {"model": "mlp-deep", "config": {"n_embd": 10, "n_hidden": 100, "n_layers": 5},
+                      "train": {**LECTURE_SGD, "milestones": [150_000]}},
+    # Beyond the lecture: val <= 2.10 on the lecture split in under three minutes on two CPU cores.
+    "best": {"model": "mlp", "config": {"block_size": 5, "n_embd": 24, "n_hidden": 400},
+             "train": {"optimizer": "adamw", "lr": 3e-3, "schedule": "cosine", "warmup": 200, "min_lr": 1e-4,
+                       "batch_size": 256, "steps": 20_000, "eval_interval": 2000, "weight_decay": 0.05}},
+}
+
+
+def resolve(model: str | None, preset: str | None) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """(model name, model settings, training settings) for a --model / --preset pair."""
+    from makemore.errors import MakemoreError
+
+    if preset is None:
+        preset = model or "mlp"
+    if preset not in PRESETS:
+        if model is None or preset != model:
+            raise MakemoreError(f"unknown preset {preset!r} (choose from: {', '.join(PRESETS)})")
+        return model, {}, {}  # a model without a preset of its own: its config's and the trainer's defaults
+    p = PRESETS[preset]
+    if model is not None and model != p["model"]:
+        raise MakemoreError(f"preset {preset!r} is for model {p['model']!r}, not {model!r}")
+    return p["model"], dict(p.get("config", {})), dict(p.get("train", {}))

@@ -1,0 +1,350 @@
+"""The one training loop every model uses: optimiser, schedule, clipping, evaluation, checkpoints, resume."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import dataclasses
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from makemore import checkpoint, models
+from makemore.data import Corpus, Examples
+from makemore.errors import MakemoreError
+
+METRICS = "metrics.csv"
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 10_000
+    batch_size: int = 32  # 0: the whole training split every step (full-batch gradient descent)
+    optimizer: str = "adamw"  # sgd | adamw
+    lr: float = 1e-2
+    momentum: float = 0.0  # sgd only
+    betas: tuple[float, float] = (0.9, 0.99)
+    weight_decay: float = 0.0
+    schedule: str = "constant"  # constant | step | cosine
+    milestones: tuple[int, ...] = ()  # step schedule: multiply the rate by gamma at each of these steps
+    gamma: float = 0.1
+    warmup: int = 0  # cosine: steps of linear warm-up
+    min_lr: float = 0.0  # cosine: the rate it decays to
+    grad_clip: float = 0.0  # max global grad norm; 0 = off
+    eval_interval: int = 1000  # steps between evaluations (and checkpoints); the last step always evaluates
+    eval_max: int = 0  # examples per evaluation; 0 = the full val split
+    calibrate_bn: bool = False  # after training, set BatchNorm statistics from the whole training split
+    train_split: str = "train"  # "all": fit every item of the file (the lecture-1 count figures)
+    seed: int = 1337
+    device: str = "auto"
+    threads: int = 0  # 0: one thread for small models on CPU (faster than two here), else torch's default
+    compile: bool = False
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.optimizer in OPTIMIZERS, f"unknown optimizer {self.optimizer!r} (sgd, adamw)"),
+            (self.schedule in SCHEDULES, f"unknown schedule {self.schedule!r} ({', '.join(SCHEDULES)})"),
+            (self.steps >= 0 and self.batch_size >= 0, "steps and batch size must be >= 0"),
+            (self.lr > 0 and self.eval_interval > 0, "lr and eval interval must be > 0"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise MakemoreError(msg)
+        self.betas = tuple(self.betas)  # type: ignore[assignment]
+        self.milestones = tuple(self.milestones)
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    return SCHEDULES[cfg.schedule](step, cfg)
+
+
+def _step_schedule(step: int, cfg: TrainConfig) -> float:
+    return cfg.lr * cfg.gamma ** sum(step >= m for m in cfg.milestones)
+
+
+def _cosine_schedule(step: int, cfg: TrainConfig) -> float:
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+
+SCHEDULES: dict[str, Callable[[int, TrainConfig], float]] = {
+    "constant": lambda step, cfg: cfg.lr,
+    "step": _step_schedule,
+    "cosine": _cosine_schedule,
+}
+
+
+def _decay_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    # Decay matrices only: decaying gains, biases and norms' parameters only hurts (nanoGPT does the same).
+    params = [p for p in model.parameters() if p.requires_grad]
+    return [{"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+
+
+OPTIMIZERS: dict[str, Callable[[torch.nn.Module, TrainConfig], torch.optim.Optimizer]] = {
+    "sgd": lambda m, c: torch.optim.SGD(_decay_groups(m, c.weight_decay), lr=c.lr, momentum=c.momentum),
+    "adamw": lambda m, c: torch.optim.AdamW(_decay_groups(m, c.weight_decay), lr=c.lr, betas=c.betas),
+}
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise MakemoreError("--device cuda was asked for, but no CUDA device is available")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise MakemoreError(f"unknown device {name!r} (cpu, cuda, auto)") from None
+
+
+def loss_fn(logits: Tensor, targets: Tensor, reduction: str = "mean") -> Tensor:
+    return F.cross_entropy(logits.float(), targets, reduction=reduction)
+
+
+@torch.no_grad()
+def evaluate(model: models.LanguageModel, examples: Examples, device: torch.device | str = "cpu",
+             max_examples: int = 0) -> float:
+    """Mean negative log-likelihood per target over the examples (all of them unless max_examples)."""
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    for X, Y in examples.chunks():
+        if max_examples and count >= max_examples:
+            break
+        total += loss_fn(model(X.to(device)), Y.to(device), reduction="sum").item()
+        count += len(Y)
+    model.train(was_training)
+    return total / max(count, 1)
+
+
+@torch.no_grad()
+def calibrate_batchnorm(model: torch.nn.Module, examples: Examples, device: torch.device | str = "cpu",
+                        limit: int = 1 << 18) -> None:
+    """Set every BatchNorm's running statistics to those of (up to `limit` examples of) the training split,
+    in one batch, as the lecture does after training."""
+    from makemore.nn import BatchNorm1d
+
+    bns = [m for m in model.modules() if isinstance(m, BatchNorm1d)]
+    if not bns:
+        return
+    saved = [(bn.momentum, bn.training) for bn in bns]
+    model.train()
+    for bn in bns:
+        bn.reset_running_stats()
+        bn.momentum = None
+    X, _ = examples.batch(torch.arange(min(len(examples), limit)))
+    model(X.to(device))
+    for bn, (momentum, training) in zip(bns, saved, strict=True):
+        bn.momentum = momentum
+        bn.train(training)
+
+
+class Interrupted(Exception):
+    """Ctrl-C during training, after the checkpoint was saved."""
+
+    def __init__(self, out: Path, step: int):
+        super().__init__(f"interrupted at step {step}; checkpoint saved in {out} (continue with --resume)")
+        self.out, self.step = out, step
+
+
+@dataclass
+class StepInfo:
+    """What a callback sees after each optimisation step (diagnostics hook in here)."""
+
+    step: int
+    lr: float
+    loss: float
+    model: torch.nn.Module
+
+
+@dataclass
+class Result:
+    out: Path
+    step: int
+    train_loss: float | None
+    val_loss: float | None
+    best: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def _set_threads(cfg: TrainConfig, device: torch.device, model: torch.nn.Module) -> None:
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    elif device.type == "cpu" and models.registry.count_parameters(model) < 1_000_000:
+        torch.set_num_threads(1)
+
+
+def train(model_name: str, model_config: dict[str, Any], corpus: Corpus, cfg: TrainConfig, out: str | Path, *,
+          resume: bool = False, progress: bool = True,
+          callbacks: Sequence[Callable[[StepInfo], None]] = ()) -> Result:
+    out = Path(out)
+    device = resolve_device(cfg.device)
+    config = models.make_config(model_name, **{**model_config, "vocab_size": corpus.vocab.size})
+    data_info = {"source": corpus.source, "mode": corpus.mode, "sha256": corpus.fingerprint}
+    torch.manual_seed(cfg.seed)
+    model = models.build(model_name, config)
+    _set_threads(cfg, device, model)
+    train_ex = Examples(corpus.items(cfg.train_split), corpus.vocab, config.block_size)
+    val_ex = Examples(corpus.items("val"), corpus.vocab, config.block_size)
+    ckpt = checkpoint.Checkpoint(model_name, dataclasses.asdict(config), corpus.vocab.to_json(), data_info,
+                                 _jsonable(cfg))
+    start = time.perf_counter()
+
+    if not model.trainable:  # counting models: one pass over the data is the whole training
+        model.fit(*train_ex.batch(torch.arange(len(train_ex))))
+        val = evaluate(model, val_ex) if len(val_ex) else None
+        ckpt.weights = model.state_dict()
+        checkpoint.save(out, ckpt)
+        return Result(out, 0, evaluate(model, train_ex), val, seconds=time.perf_counter() - start)
+
+    model.to(device)
+    optimizer = OPTIMIZERS[cfg.optimizer](model, cfg)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    step = 0
+    if resume:
+        step = _restore(out, ckpt, model, optimizer, gen)
+    fwd = torch.compile(model) if cfg.compile else model
+    autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if device.type == "cuda"
+                else contextlib.nullcontext())
+    full_batch = cfg.batch_size == 0 or cfg.batch_size >= len(train_ex)
+    if full_batch:
+        Xall, Yall = (t.to(device) for t in train_ex.batch(torch.arange(len(train_ex))))
+
+    def save() -> None:
+        ckpt.step = step
+        ckpt.weights = model.state_dict()
+        tensors, ckpt.state_meta = checkpoint.optimizer_to_flat(optimizer)
+        ckpt.state = {**tensors, "rng.batches": gen.get_state()}
+        checkpoint.save(out, ckpt)
+        ckpt.best_weights = None  # written once; later saves keep the file on disk
+
+    log = _Metrics(out / METRICS, step)
+    bar = _progress(progress, step, cfg.steps)
+    loss_val = val = None
+    model.train()
+    try:
+        while step < cfg.steps:
+            lr = lr_at(step, cfg)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            if full_batch:
+                X, Y = Xall, Yall
+            else:
+                X, Y = train_ex.sample(cfg.batch_size, gen)
+                X, Y = X.to(device, non_blocking=True), Y.to(device, non_blocking=True)
+            with autocast:
+                loss = loss_fn(fwd(X), Y)
+            penalty = model.penalty()
+            total = loss + penalty if penalty is not None else loss
+            optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimizer.step()
+            loss_val = loss.item()
+            if not math.isfinite(loss_val):
+                raise MakemoreError(f"loss became {loss_val} at step {step} (lower the learning rate?); "
+                                    f"the last good checkpoint in {out} was kept")
+            info = StepInfo(step, lr, loss_val, model)
+            step += 1
+            log.row(info.step, lr, loss_val)
+            for cb in callbacks:
+                cb(info)
+            if bar is not None:
+                bar.update(1)
+                if step % 100 == 0:
+                    bar.set_postfix(loss=f"{loss_val:.4f}", val=f"{val:.4f}" if val is not None else "-")
+            if step % cfg.eval_interval == 0 or step == cfg.steps:
+                if step == cfg.steps and cfg.calibrate_bn:
+                    calibrate_batchnorm(model, train_ex, device)
+                val = evaluate(model, val_ex, device, cfg.eval_max) if len(val_ex) else None
+                log.val(step, val)
+                if val is not None and val < ckpt.best.get("val", math.inf):
+                    ckpt.best = {"step": step, "val": val}
+                    ckpt.best_weights = {k: v.clone() for k, v in model.state_dict().items()}
+                save()
+    except KeyboardInterrupt:
+        if step > 0:
+            save()
+        raise Interrupted(out, step) from None
+    finally:
+        log.close()
+        if bar is not None:
+            bar.close()
+    return Result(out, step, loss_val, val, ckpt.best, time.perf_counter() - start)
+
+
+def _restore(out: Path, ckpt: checkpoint.Checkpoint, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+             gen: torch.Generator) -> int:
+    saved = checkpoint.load(out)
+    if (saved.model, saved.config) != (ckpt.model, ckpt.config):
+        raise MakemoreError(f"cannot resume: {out} holds a {saved.model} with another configuration")
+    if saved.data.get("sha256") != ckpt.data["sha256"]:
+        raise MakemoreError(f"cannot resume: {out} was trained on different data ({saved.data.get('source')})")
+    model.load_state_dict(saved.weights)
+    checkpoint.optimizer_from_flat(optimizer, saved.state, saved.state_meta)
+    gen.set_state(saved.state["rng.batches"])
+    ckpt.best = saved.best
+    return saved.step
+
+
+def _jsonable(cfg: TrainConfig) -> dict[str, Any]:
+    d = dataclasses.asdict(cfg)
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+
+def _progress(enabled: bool, initial: int, total: int):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True, mininterval=0.5, smoothing=0.05)
+
+
+class _Metrics:
+    """metrics.csv: one row per step (step, lr, loss) and val rows (step,,,val_loss). On resume the rows past
+    the checkpoint's step are dropped, so the file reads as one uninterrupted run."""
+
+    def __init__(self, path: Path, start: int):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        rows: list[list[str]] = []
+        if start > 0 and path.exists():
+            with open(path, newline="") as f:
+                rows = [r for r in csv.reader(f) if r and r[0] != "step" and int(r[0]) < start + (r[3] != "")]
+        self.file = open(path, "w", newline="")  # noqa: SIM115  (kept open for the whole run)
+        self.writer = csv.writer(self.file)
+        self.writer.writerow(["step", "lr", "loss", "val_loss"])
+        self.writer.writerows(rows)
+
+    def row(self, step: int, lr: float, loss: float) -> None:
+        self.writer.writerow([step, f"{lr:.6g}", f"{loss:.6f}", ""])
+
+    def val(self, step: int, val: float | None) -> None:
+        if val is not None:
+            self.writer.writerow([step, "", "", f"{val:.6f}"])
+        self.file.flush()
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def read_metrics(path: str | Path) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
+    """(step, loss) per step and (step, val_loss) per evaluation, from a metrics.csv."""
+    steps, vals = [], []
+    with open(path, newline="") as f:
+        for r in csv.DictReader(f):
+            if r["loss"]:
+                steps.append((int(r["step"]), float(r["loss"])))
+            if r["val_loss"]:
+                vals.append((int(r["step"]), float(r["val_loss"])))
+    return steps, vals

@@ -1,0 +1,117 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from makemore.cli import main
+
+FAST = ["--quiet", "--samples", "0"]
+
+
+def run(*args, timeout=120):
+    return subprocess.run([sys.executable, "-m", "makemore", *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_help_is_fast_and_imports_no_torch():
+    t = time.perf_counter()
+    r = run("--help")
+    assert r.returncode == 0 and "train" in r.stdout
+    assert time.perf_counter() - t < 1.5
+    code = "import sys, makemore.cli as c; c.build_parser(); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip()
+    assert out == "False"
+    for cmd in ("train", "sample", "eval", "plot"):
+        assert run(cmd, "--help").returncode == 0
+
+
+def test_counts_figure_through_the_cli(names_path, tmp_path, capsys):
+    out = str(tmp_path / "bc")
+    assert main(["train", "--model", "bigram-counts", "--data", names_path, "--train-split", "all",
+                 "--out", out, *FAST]) == 0
+    capsys.readouterr()
+    assert main(["eval", "--out", out, "--split", "all", "--json"]) == 0
+    losses = json.loads(capsys.readouterr().out)
+    assert list(losses) == ["all"] and round(losses["all"], 4) == 2.4546
+    assert main(["eval", "--out", out]) == 0
+    assert capsys.readouterr().out.split()[::2] == ["train", "val", "test"]
+
+
+def test_train_sample_eval_and_plots(tiny_names, tmp_path, capsys):
+    out = str(tmp_path / "run")
+    args = ["train", "--data", tiny_names, "--out", out, "--steps", "60", "--eval-interval", "30",
+            "--set", "n_hidden=32", "--quiet", "--samples", "3"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].startswith("step 60: train loss") and len(printed) == 4
+    assert (tmp_path / "run" / "loss.png").stat().st_size > 1000
+    assert main(["sample", "--out", out, "-n", "8", "--seed", "7"]) == 0
+    first = capsys.readouterr().out
+    assert main(["sample", "--out", out, "-n", "8", "--seed", "7"]) == 0
+    assert capsys.readouterr().out == first and len(first.splitlines()) == 8
+    assert main(["sample", "--out", out, "-n", "5", "--prompt", "em", "--top-k", "3"]) == 0
+    assert all(s.startswith("em") for s in capsys.readouterr().out.splitlines())
+    assert main(["sample", "--out", out, "-n", "5", "--unique", "--temperature", "1.5"]) == 0
+    names = set(open(tiny_names).read().split())
+    assert not names & set(capsys.readouterr().out.split())
+    assert main(["plot", "embedding", "--out", out]) == 0
+    assert main(["plot", "counts", "--data", tiny_names, "--file", str(tmp_path / "c.png")]) == 0
+    assert (tmp_path / "c.png").stat().st_size > 10_000
+
+
+def bad(capsys, *args):
+    code = main(list(args))
+    err = capsys.readouterr().err
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("makemore: error:") and "Traceback" not in err
+    return lines[0]
+
+
+def test_bad_input_is_one_line_and_exit_2(tmp_path, tiny_names, capsys):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    binary = tmp_path / "bin.txt"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff")
+    assert "empty" in bad(capsys, "train", "--data", str(empty), "--out", str(tmp_path / "a"))
+    assert "UTF-8" in bad(capsys, "train", "--data", str(binary), "--out", str(tmp_path / "a"))
+    assert "directory" in bad(capsys, "train", "--data", str(tmp_path), "--out", str(tmp_path / "a"))
+    assert "no checkpoint" in bad(capsys, "sample", "--out", str(tmp_path / "nothing"))
+    assert "unknown model" in bad(capsys, "train", "--model", "gpt9", "--out", str(tmp_path / "a"))
+    out = str(tmp_path / "run")
+    assert main(["train", "--data", tiny_names, "--out", out, "--steps", "5", *FAST]) == 0
+    capsys.readouterr()
+    assert "vocabulary" in bad(capsys, "sample", "--out", out, "--prompt", "Zoë")
+    before = {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir()}
+    assert "already holds" in bad(capsys, "train", "--data", tiny_names, "--out", out, "--steps", "5")
+    assert {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir()} == before
+    ckpt = json.loads((tmp_path / "run" / "checkpoint.json").read_text())
+    weights = tmp_path / "run" / ckpt["files"]["weights"]["name"]
+    weights.write_bytes(weights.read_bytes()[:-10])
+    assert "checksum" in bad(capsys, "sample", "--out", out, "--last")
+    assert "checksum" in bad(capsys, "eval", "--out", out, "--last")
+
+
+@pytest.mark.skipif(os.name != "posix", reason="SIGINT semantics")
+def test_sigint_saves_then_exits(tiny_names, tmp_path):
+    out = tmp_path / "run"
+    p = subprocess.Popen([sys.executable, "-m", "makemore", "train", "--data", tiny_names, "--out", str(out),
+                          "--steps", "10000000", "--eval-interval", "1000000", "--quiet"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics = out / "metrics.csv"
+    deadline = time.time() + 60
+    while time.time() < deadline and (not metrics.exists() or metrics.stat().st_size < 1000):
+        time.sleep(0.2)  # the first rows reach the file once its buffer fills: training is under way
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 130, err
+    assert "checkpoint saved" in err and "Traceback" not in err
+    step = json.loads((out / "checkpoint.json").read_text())["step"]
+    assert step > 0
+    r = run("train", "--out", str(out), "--resume", "--steps", str(step + 10), *FAST)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith(f"step {step + 10}:")

@@ -1,0 +1,124 @@
+import math
+
+import pytest
+import torch
+
+from makemore import checkpoint, train
+from makemore.data import load_corpus
+from makemore.errors import MakemoreError
+from makemore.sample import load_model
+
+SMALL = {"block_size": 3, "n_embd": 8, "n_hidden": 32}
+
+
+def cfg(**kw):
+    base = {"steps": 40, "batch_size": 16, "optimizer": "adamw", "lr": 1e-2, "eval_interval": 20, "seed": 3}
+    return train.TrainConfig(**{**base, **kw})
+
+
+@pytest.fixture
+def corpus(tiny_names):
+    return load_corpus(tiny_names)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
+def test_resume_equals_uninterrupted(corpus, tmp_path, optimizer):
+    extra = {"optimizer": optimizer, "momentum": 0.9 if optimizer == "sgd" else 0.0, "schedule": "cosine",
+             "warmup": 5}
+    train.train("mlp", SMALL, corpus, cfg(**extra), tmp_path / "full", progress=False)
+
+    def stop(info):
+        if info.step == 19:
+            raise KeyboardInterrupt
+
+    with pytest.raises(train.Interrupted):
+        train.train("mlp", SMALL, corpus, cfg(**extra), tmp_path / "half", progress=False, callbacks=[stop])
+    r = train.train("mlp", SMALL, corpus, cfg(**extra), tmp_path / "half", resume=True, progress=False)
+    assert r.step == 40
+    a = load_model(tmp_path / "full", "last").model.state_dict()
+    b = load_model(tmp_path / "half", "last").model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    losses = [train.read_metrics(tmp_path / run / train.METRICS)[0] for run in ("full", "half")]
+    assert losses[0] == losses[1] and len(losses[0]) == 40
+
+
+def test_extending_a_finished_run(corpus, tmp_path):
+    train.train("mlp", SMALL, corpus, cfg(), tmp_path / "full", progress=False)
+    train.train("mlp", SMALL, corpus, cfg(steps=20), tmp_path / "half", progress=False)
+    train.train("mlp", SMALL, corpus, cfg(), tmp_path / "half", resume=True, progress=False)
+    a = load_model(tmp_path / "full", "last").model.state_dict()
+    b = load_model(tmp_path / "half", "last").model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_ctrl_c_saves_then_stops(corpus, tmp_path):
+    def interrupt(info):
+        if info.step == 24:
+            raise KeyboardInterrupt
+
+    with pytest.raises(train.Interrupted, match="step 25"):
+        train.train("mlp", SMALL, corpus, cfg(steps=100), tmp_path, progress=False, callbacks=[interrupt])
+    assert checkpoint.load(tmp_path).step == 25
+    r = train.train("mlp", SMALL, corpus, cfg(steps=100), tmp_path, resume=True, progress=False)
+    assert r.step == 100
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(corpus, tmp_path):
+    def poison(info):
+        if info.step == 30:
+            with torch.no_grad():
+                info.model.W2.fill_(math.nan)
+
+    with pytest.raises(MakemoreError, match="loss became nan at step 31"):
+        train.train("mlp", SMALL, corpus, cfg(steps=60), tmp_path, progress=False, callbacks=[poison])
+    ck = checkpoint.load(tmp_path)
+    assert ck.step == 20 and all(torch.isfinite(v).all() for v in ck.weights.values())
+
+
+def test_best_checkpoint_is_kept(corpus, tmp_path):
+    r = train.train("mlp", SMALL, corpus, cfg(steps=60, eval_interval=10), tmp_path, progress=False)
+    ck = checkpoint.load(tmp_path)
+    assert ck.best["val"] == pytest.approx(min(v for _, v in train.read_metrics(tmp_path / train.METRICS)[1]), abs=1e-6)
+    best = load_model(tmp_path, "best").model
+    val = train.Examples(corpus.items("val"), corpus.vocab, 3)
+    assert train.evaluate(best, val) == pytest.approx(ck.best["val"], abs=1e-6)
+    assert r.step == 60
+
+
+@pytest.mark.parametrize("schedule, expected", [
+    ("constant", [0.1, 0.1, 0.1, 0.1]),
+    ("step", [0.1, 0.1, 0.01, 0.01]),
+])
+def test_schedules(schedule, expected):
+    c = train.TrainConfig(lr=0.1, schedule=schedule, milestones=(100,), steps=200)
+    assert [train.lr_at(s, c) for s in (0, 99, 100, 199)] == pytest.approx(expected)
+
+
+def test_cosine_with_warmup():
+    c = train.TrainConfig(lr=1.0, schedule="cosine", warmup=10, min_lr=0.1, steps=110)
+    assert train.lr_at(0, c) == pytest.approx(0.1) and train.lr_at(9, c) == pytest.approx(1.0)
+    assert train.lr_at(60, c) == pytest.approx(0.55)
+    assert train.lr_at(110, c) == pytest.approx(0.1)
+
+
+def test_grad_clip_and_weight_decay_groups(corpus, tmp_path):
+    seen = []
+    model_cfg = {**SMALL}
+
+    def grads(info):
+        norm = torch.sqrt(sum((p.grad**2).sum() for p in info.model.parameters()))
+        seen.append(norm.item())
+
+    train.train("mlp", model_cfg, corpus, cfg(steps=5, grad_clip=0.05, lr=1e-9, weight_decay=0.1), tmp_path,
+                progress=False, callbacks=[grads])
+    assert max(seen) <= 0.05 + 1e-6
+    model = load_model(tmp_path).model
+    groups = train._decay_groups(model, 0.1)
+    assert {p.dim() for p in groups[0]["params"]} == {2} and groups[1]["weight_decay"] == 0.0
+
+
+def test_bad_settings():
+    with pytest.raises(MakemoreError, match="unknown optimizer"):
+        train.TrainConfig(optimizer="rmsprop")
+    with pytest.raises(MakemoreError, match="unknown schedule"):
+        train.TrainConfig(schedule="linear")
