@@ -37,8 +37,8 @@ class MLP(LanguageModel):
         g = lecture_generator(c.init_seed)
         # Drawn in the lectures' order (C, W1, b1, W2, b2) from one generator so the same numbers result.
         self.C = nn.Parameter(torch.randn(c.vocab_size, c.n_embd, generator=g))
-        w1_scale = 1 if raw else mnn.TANH_GAIN / fan_in**0.5
-        self.W1 = nn.Parameter(torch.randn(fan_in, c.n_hidden, generator=g) * w1_scale)
+        W1 = torch.randn(fan_in, c.n_hidden, generator=g)
+        self.W1 = nn.Parameter(W1 if raw else W1 * mnn.TANH_GAIN / fan_in**0.5)  # the lecture's float op order
         b1 = torch.randn(c.n_hidden, generator=g) * (1 if raw else 0.01)  # drawn even when unused: keeps the order
         self.W2 = nn.Parameter(torch.randn(c.n_hidden, c.vocab_size, generator=g) * (1 if raw else 0.01))
         self.b2 = nn.Parameter(torch.randn(c.vocab_size, generator=g) * (1 if raw else 0))
