@@ -115,3 +115,17 @@ def test_sigint_saves_then_exits(tiny_names, tmp_path):
     r = run("train", "--out", str(out), "--resume", "--steps", str(step + 10), *FAST)
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith(f"step {step + 10}:")
+
+
+def test_text_mode_end_to_end(tmp_path, capsys):
+    text = tmp_path / "play.txt"
+    text.write_text("ROMEO:\nBut soft, what light through yonder window breaks?\n\nJULIET:\nAy me.\n\n" * 30)
+    out = str(tmp_path / "run")
+    assert main(["train", "--data", str(text), "--out", out, "--steps", "30", "--set", "block_size=8", *FAST]) == 0
+    capsys.readouterr()
+    assert main(["eval", "--out", out, "--json"]) == 0
+    assert list(json.loads(capsys.readouterr().out)) == ["train", "val"]
+    assert main(["sample", "--out", out, "-n", "2", "--prompt", "ROMEO:", "--max-len", "40"]) == 0
+    samples = capsys.readouterr().out.split("\n---\n")
+    assert len(samples) == 2 and all(s.startswith("ROMEO:") and len(s.rstrip("\n")) == 46 for s in samples)
+    assert "no 'test' split" in bad(capsys, "eval", "--out", out, "--split", "test")

@@ -311,9 +311,21 @@ def _progress(enabled: bool, initial: int, total: int):
     return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True, mininterval=0.5, smoothing=0.05)
 
 
+def _tensorboard(folder: Path):
+    """A TensorBoard writer into folder/tb when the tensorboard package is installed, else None."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(str(folder / "tb"))
+
+
 class _Metrics:
     """metrics.csv: one row per step (step, lr, loss) and val rows (step,,,val_loss). On resume the rows past
-    the checkpoint's step are dropped, so the file reads as one uninterrupted run."""
+    the checkpoint's step are dropped, so the file reads as one uninterrupted run. Also to TensorBoard, if
+    installed (train loss every TB_EVERY steps, every val loss)."""
+
+    TB_EVERY = 100
 
     def __init__(self, path: Path, start: int):
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -325,17 +337,25 @@ class _Metrics:
         self.writer = csv.writer(self.file)
         self.writer.writerow(["step", "lr", "loss", "val_loss"])
         self.writer.writerows(rows)
+        self.tb = _tensorboard(path.parent)
 
     def row(self, step: int, lr: float, loss: float) -> None:
         self.writer.writerow([step, f"{lr:.6g}", f"{loss:.6f}", ""])
+        if self.tb is not None and step % self.TB_EVERY == 0:
+            self.tb.add_scalar("loss/train", loss, step)
+            self.tb.add_scalar("lr", lr, step)
 
     def val(self, step: int, val: float | None) -> None:
         if val is not None:
             self.writer.writerow([step, "", "", f"{val:.6f}"])
+            if self.tb is not None:
+                self.tb.add_scalar("loss/val", val, step)
         self.file.flush()
 
     def close(self) -> None:
         self.file.close()
+        if self.tb is not None:
+            self.tb.close()
 
 
 def read_metrics(path: str | Path) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
