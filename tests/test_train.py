@@ -122,3 +122,37 @@ def test_bad_settings():
         train.TrainConfig(optimizer="rmsprop")
     with pytest.raises(MakemoreError, match="unknown schedule"):
         train.TrainConfig(schedule="linear")
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 0.1])
+def test_fast_sgd_step_is_bit_identical_to_torch(weight_decay):
+    torch.manual_seed(0)
+    a = torch.nn.Linear(5, 3)
+    b = torch.nn.Linear(5, 3)
+    b.load_state_dict(a.state_dict())
+    cfg = train.TrainConfig(optimizer="sgd", lr=0.3, weight_decay=weight_decay)
+    opt_a, opt_b = train.OPTIMIZERS["sgd"](a, cfg), train.OPTIMIZERS["sgd"](b, cfg)
+    for _ in range(20):
+        x = torch.randn(8, 5)
+        for m in (a, b):
+            m.zero_grad()
+            m(x).pow(2).mean().backward()
+        opt_a.step()
+        train._plain_sgd_step(opt_b)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
+    assert opt_b.state_dict()["state"] == {}  # nothing a checkpoint would miss
+
+
+def test_eval_max_limits_examples(corpus):
+    from makemore import models
+
+    model = models.build("mlp", models.make_config("mlp", vocab_size=corpus.vocab.size, **SMALL))
+    ex = train.Examples(corpus.items("train"), corpus.vocab, 3)
+    first10 = train.loss_fn(model(ex.X[:10]), ex.Y[:10]).item()
+    assert train.evaluate(model, ex, max_examples=10) == pytest.approx(first10, rel=1e-6)
+
+
+def test_threads_are_restored(corpus, tmp_path):
+    before = torch.get_num_threads()
+    train.train("mlp", SMALL, corpus, cfg(steps=2, threads=1), tmp_path, progress=False)
+    assert torch.get_num_threads() == before

@@ -8,6 +8,7 @@ reaches into the previous item and the examples are exactly the lectures' (conte
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import random
 from collections.abc import Iterator, Sequence
@@ -87,7 +88,7 @@ class Vocab:
     def itos(self) -> list[str]:
         return [BOUNDARY, *self.chars] if self.boundary else list(self.chars)
 
-    @property
+    @functools.cached_property
     def stoi(self) -> dict[str, int]:
         offset = 1 if self.boundary else 0
         return {c: i + offset for i, c in enumerate(self.chars)}
@@ -209,8 +210,10 @@ class Examples:
 
         return self.batch(torch.randint(0, len(self), (batch_size,), generator=generator))
 
-    def chunks(self, size: int = 65536) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def chunks(self, size: int = 65536, limit: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The first `limit` examples (default all) in order, `size` at a time."""
         import torch
 
-        for start in range(0, len(self), size):
-            yield self.batch(torch.arange(start, min(start + size, len(self))))
+        end = len(self) if limit is None else min(limit, len(self))
+        for start in range(0, end, size):
+            yield self.batch(torch.arange(start, min(start + size, end)))
