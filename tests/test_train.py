@@ -1,4 +1,6 @@
 import math
+import os
+import signal
 
 import pytest
 import torch
@@ -28,8 +30,8 @@ def test_resume_equals_uninterrupted(corpus, tmp_path, optimizer):
     train.train("mlp", SMALL, corpus, cfg(**extra), tmp_path / "full", progress=False)
 
     def stop(info):
-        if info.step == 19:
-            raise KeyboardInterrupt
+        if info.step == 19:  # a real Ctrl-C: the trainer finishes the step, saves, then stops
+            os.kill(os.getpid(), signal.SIGINT)
 
     with pytest.raises(train.Interrupted):
         train.train("mlp", SMALL, corpus, cfg(**extra), tmp_path / "half", progress=False, callbacks=[stop])
@@ -156,3 +158,25 @@ def test_threads_are_restored(corpus, tmp_path):
     before = torch.get_num_threads()
     train.train("mlp", SMALL, corpus, cfg(steps=2, threads=1), tmp_path, progress=False)
     assert torch.get_num_threads() == before
+
+
+def test_interrupt_inside_a_step_keeps_the_last_whole_checkpoint(corpus, tmp_path, monkeypatch):
+    from makemore import models
+
+    calls = []
+    real_build = models.build
+
+    def hook(module, inputs, output):  # a hard interrupt in the middle of a forward pass after step 20
+        calls.append(1)
+        if len(calls) == 31:
+            raise KeyboardInterrupt
+
+    def build(name, config):
+        model = real_build(name, config)
+        model.act.register_forward_hook(hook)
+        return model
+
+    monkeypatch.setattr(models, "build", build)
+    with pytest.raises(train.Interrupted, match="last checkpoint .* was kept") as e:
+        train.train("mlp", SMALL, corpus, cfg(steps=100), tmp_path, progress=False)
+    assert not e.value.saved and checkpoint.load(tmp_path).step == 20

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import secrets
 import tempfile
 from dataclasses import dataclass, field
@@ -81,7 +82,7 @@ def save(out: str | Path, ckpt: Checkpoint) -> None:
         name = f"{part}-{token}.safetensors"
         atomic_write(out / name, data)
         files[part] = {"name": name, "sha256": hashlib.sha256(data).hexdigest()}
-    if ckpt.best_weights is None and "best" in old:  # keep the best weights already on disk
+    if ckpt.best_weights is None and ckpt.best and "best" in old:  # this run's best, written by an earlier save
         files["best"] = old["best"]
     meta = {
         "format": FORMAT, "model": ckpt.model, "config": ckpt.config, "vocab": ckpt.vocab, "data": ckpt.data,
@@ -90,8 +91,16 @@ def save(out: str | Path, ckpt: Checkpoint) -> None:
     atomic_write(out / META, (json.dumps(meta, indent=1) + "\n").encode())
     keep = {f["name"] for f in files.values()}
     for f in old.values():
-        if f["name"] not in keep:
+        if f["name"] not in keep and _own_file(f["name"]):  # never delete what a hand-edited JSON points at
             (out / f["name"]).unlink(missing_ok=True)
+
+
+_OWN_FILE = re.compile(r"(weights|state|best)-[0-9]{8}-[0-9a-f]{6}\.safetensors")
+
+
+def _own_file(name: object) -> bool:
+    """A tensor file name this module writes: no directories, nothing else in the folder."""
+    return isinstance(name, str) and _OWN_FILE.fullmatch(name) is not None
 
 
 def _referenced_files(out: Path) -> dict[str, dict[str, str]]:
@@ -133,6 +142,8 @@ def load(out: str | Path, *, state: bool = True) -> Checkpoint:
 
 
 def _load_part(out: Path, entry: dict[str, str]) -> dict[str, torch.Tensor]:
+    if not _own_file(entry["name"]):
+        raise MakemoreError(f"corrupt checkpoint in {out}: unexpected file name {entry['name']!r}")
     path = out / entry["name"]
     try:
         data = path.read_bytes()

@@ -46,6 +46,8 @@ class BatchNorm1d(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         dims = tuple(range(x.ndim - 1))  # all but the feature axis: (B, C) or (B, T, C), features last
+        if x.dtype in (torch.float16, torch.bfloat16):
+            x = x.float()  # batch statistics in half precision are too coarse (torch's BatchNorm does the same)
         if self.training:
             mean = x.mean(dims)
             var = x.var(dims, unbiased=False)
@@ -53,8 +55,9 @@ class BatchNorm1d(nn.Module):
                 n = x.numel() // x.shape[-1]
                 self.num_batches_tracked += 1
                 m = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
-                self.running_mean.lerp_(mean, m)
-                self.running_var.lerp_(var * n / max(n - 1, 1), m)
+                dtype = self.running_mean.dtype  # the statistics stay in full precision under autocast
+                self.running_mean.lerp_(mean.to(dtype), m)
+                self.running_var.lerp_((var * n / max(n - 1, 1)).to(dtype), m)
         else:
             mean, var = self.running_mean, self.running_var
         xhat = (x - mean) / torch.sqrt(var + self.eps)

@@ -6,6 +6,8 @@ import contextlib
 import csv
 import dataclasses
 import math
+import signal
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -163,11 +165,40 @@ def calibrate_batchnorm(model: torch.nn.Module, examples: Examples, device: torc
 
 
 class Interrupted(Exception):
-    """Ctrl-C during training, after the checkpoint was saved."""
+    """Ctrl-C during training; `saved` tells whether a checkpoint of the current step was written."""
 
-    def __init__(self, out: Path, step: int):
-        super().__init__(f"interrupted at step {step}; checkpoint saved in {out} (continue with --resume)")
-        self.out, self.step = out, step
+    def __init__(self, out: Path, step: int, saved: bool):
+        if saved:
+            msg = f"interrupted at step {step}; checkpoint saved in {out} (continue with --resume)"
+        elif checkpoint.exists(out):
+            msg = f"interrupted at step {step}; the last checkpoint in {out} was kept (continue with --resume)"
+        else:
+            msg = f"interrupted at step {step}, before any checkpoint was written"
+        super().__init__(msg)
+        self.out, self.step, self.saved = out, step, saved
+
+
+class _StopOnCtrlC:
+    """Turns the first Ctrl-C into a flag that the loop reads between steps, so a checkpoint never holds half an
+    update. A second Ctrl-C interrupts at once. (Signals reach only the main thread; elsewhere it does nothing.)"""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self) -> _StopOnCtrlC:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
 
 
 @dataclass
@@ -243,7 +274,9 @@ def _fit(model_name: str, model: models.LanguageModel, corpus: Corpus, cfg: Trai
     if resume:
         step = _restore(out, ckpt, model, optimizer, gen)
     fwd = torch.compile(model) if cfg.compile else model
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if device.type == "cuda" else None
+    # bf16 autocast on GPUs that have it (no loss scaling needed); everything else runs in float32.
+    bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if bf16 else None
     full_batch = cfg.batch_size == 0 or cfg.batch_size >= len(train_ex)
     if full_batch:
         Xall, Yall = (t.to(device) for t in train_ex.batch(torch.arange(len(train_ex))))
@@ -256,13 +289,18 @@ def _fit(model_name: str, model: models.LanguageModel, corpus: Corpus, cfg: Trai
         checkpoint.save(out, ckpt)
         ckpt.best_weights = None  # written once; later saves keep the file on disk
 
+    stop = _StopOnCtrlC().__enter__()
     log = _Metrics(out / METRICS, step)
     bar = _progress(progress, step, cfg.steps)
     loss_val = val = None
     model.train()
+    in_step = False  # between the first and the last line of a step, a checkpoint would hold half an update
     try:
         lr = None
         while step < cfg.steps:
+            if stop.requested:
+                raise KeyboardInterrupt
+            in_step = True
             if (new_lr := lr_at(step, cfg)) != lr:  # most schedules change it rarely; setting it is not free
                 lr = new_lr
                 for group in optimizer.param_groups:
@@ -288,10 +326,11 @@ def _fit(model_name: str, model: models.LanguageModel, corpus: Corpus, cfg: Trai
             update()
             loss_val = loss.item()
             if not math.isfinite(loss_val):
-                raise MakemoreError(f"loss became {loss_val} at step {step} (lower the learning rate?); "
-                                    f"the last good checkpoint in {out} was kept")
+                kept = f"the last good checkpoint in {out} was kept" if checkpoint.exists(out) else "nothing saved"
+                raise MakemoreError(f"loss became {loss_val} at step {step} (lower the learning rate?); {kept}")
             log.row(step, lr, loss_val)
             step += 1
+            in_step = False
             if callbacks:
                 info = StepInfo(step - 1, lr, loss_val, model)
                 for cb in callbacks:
@@ -310,10 +349,12 @@ def _fit(model_name: str, model: models.LanguageModel, corpus: Corpus, cfg: Trai
                     ckpt.best_weights = {k: v.clone() for k, v in model.state_dict().items()}
                 save()
     except KeyboardInterrupt:
-        if step > 0:
+        saved = step > 0 and not in_step
+        if saved:
             save()
-        raise Interrupted(out, step) from None
+        raise Interrupted(out, step, saved) from None
     finally:
+        stop.__exit__()
         log.close()
         if bar is not None:
             bar.update(step - bar.n)
