@@ -49,7 +49,7 @@ def test_update_ratios_follow_the_learning_rate(batch):
     slow = diagnostics.probe_updates(model, ex, train.TrainConfig(optimizer="sgd", lr=0.001), steps=20)
     fast = diagnostics.probe_updates(model, ex, train.TrainConfig(optimizer="sgd", lr=0.1), steps=20)
     for name in slow.ratios:
-        assert fast.ratios[name][0] == pytest.approx(slow.ratios[name][0] + 2, abs=1e-3)  # 100x lr = +2 in log10
+        assert fast.ratios[name][0] == pytest.approx(slow.ratios[name][0] + 2, abs=0.05)  # 100x lr = +2 in log10
 
 
 def test_diagnose_command_writes_pictures(tmp_path, names_path, capsys):
@@ -70,7 +70,7 @@ def test_train_with_diagnose(tmp_path, tiny_names, capsys):
                  "--quiet", "--samples", "0", "--diagnose"]) == 0
     assert (out / "diagnostics" / "update_ratios.png").stat().st_size > 5000
     rows = (out / "diagnostics" / "update_ratios.csv").read_text().splitlines()
-    assert len(rows) == 51 and rows[0].startswith("step,net.layers.0.weight")
+    assert len(rows) == 50 and rows[0].startswith("step,net.layers.0.weight")
 
 
 def test_lr_find_suggests_a_sensible_rate(tmp_path, names_path, capsys):

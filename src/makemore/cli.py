@@ -155,14 +155,19 @@ def _model_from_args(args: argparse.Namespace):
 
         loaded = load_model(args.out, "last")
         corpus = load_corpus(loaded.ckpt.data["source"], loaded.ckpt.data["mode"], vocab=loaded.vocab)
-        return loaded.model, corpus, TrainConfig(**loaded.ckpt.train)
+        return loaded.model, corpus, TrainConfig(**loaded.ckpt.train), loaded.ckpt.step
     name, config, settings = presets.resolve(args.model, args.preset)
     config.update(dict(args.set or []))
     corpus = load_corpus(args.data, args.mode)
     cfg = TrainConfig(**settings)
     torch.manual_seed(cfg.seed)
     model = models.build(name, models.make_config(name, **config, vocab_size=corpus.vocab.size))
-    return model, corpus, cfg
+    return model, corpus, cfg, None
+
+
+def _require_trainable(model) -> None:
+    if not model.trainable:
+        raise MakemoreError(f"a {type(model).__name__} model is counted, not trained by gradients: nothing to see")
 
 
 def cmd_diagnose(args: argparse.Namespace) -> int:
@@ -171,13 +176,13 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     from makemore import diagnostics
     from makemore.data import Examples
 
-    model, corpus, cfg = _model_from_args(args)
-    if not any(p.requires_grad for p in model.parameters()):
-        raise MakemoreError("this model has no trained parameters to diagnose")
+    model, corpus, cfg, step = _model_from_args(args)
+    _require_trainable(model)
     examples = Examples(corpus.items("train"), corpus.vocab, model.block_size)
     X, Y = examples.sample(args.batch_size, torch.Generator().manual_seed(args.seed))
     snap = diagnostics.snapshot(model, X, Y)
-    updates = diagnostics.probe_updates(model, examples, cfg, steps=args.probe_steps, seed=args.seed)
+    at = None if step is None else min(step, max(cfg.steps - 1, 0))  # the rate the run had reached
+    updates = diagnostics.probe_updates(model, examples, cfg, steps=args.probe_steps, seed=args.seed, at_step=at)
     folder = Path(args.dir or (Path(args.out) / "diagnostics" if args.out else "diagnostics"))
     paths = diagnostics.write_plots(snap, updates, folder)
     if args.json:
@@ -192,7 +197,8 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
     from makemore import diagnostics, plots
     from makemore.data import Examples
 
-    model, corpus, cfg = _model_from_args(args)
+    model, corpus, cfg, _ = _model_from_args(args)
+    _require_trainable(model)
     examples = Examples(corpus.items("train"), corpus.vocab, model.block_size)
     exps, losses, lr = diagnostics.lr_find(model, examples, cfg, args.min, args.max, args.num, args.seed)
     path = plots.lr_find(exps, losses, lr, args.file)

@@ -110,44 +110,49 @@ def snapshot(model: nn.Module, X: Tensor, Y: Tensor) -> Snapshot:
 
 
 class UpdateRecorder:
-    """A training callback: log10(std(lr * grad) / std(data)) per weight matrix every `every` steps. About
-    -3 is healthy; much lower learns too slowly, much higher changes the weights too fast."""
+    """A training callback: log10(std(update) / std(data)) per weight matrix every `every` steps, where update is
+    the change the optimiser actually made (so it is right for AdamW too, not only for plain SGD). About -3 is
+    healthy; much lower learns too slowly, much higher changes the weights too fast."""
 
     def __init__(self, every: int = 1):
         self.every = every
         self.steps: list[int] = []
         self.ratios: dict[str, list[float]] = {}
+        self._before: dict[str, Tensor] | None = None  # the weights as they were before the step to measure
 
     def __call__(self, info: StepInfo) -> None:
-        if info.step % self.every:
-            return
-        self.steps.append(info.step)
-        with torch.no_grad():
-            for name, p in info.model.named_parameters():
-                if p.dim() == 2 and p.grad is not None:
-                    r = ((info.lr * p.grad).std() / p.data.std()).item()
-                    self.ratios.setdefault(name, []).append(math.log10(r) if r > 0 else -math.inf)
+        weights = {n: p.detach() for n, p in info.model.named_parameters() if p.dim() == 2}
+        if self._before is not None:
+            self.steps.append(info.step)
+            for name, p in weights.items():
+                before = self._before[name]
+                r = ((p - before).std() / before.std()).item()
+                self.ratios.setdefault(name, []).append(math.log10(r) if r > 0 else -math.inf)
+            self._before = None
+        if (info.step + 1) % self.every == 0:  # the callback sees weights after a step: keep them for the next
+            self._before = {n: p.clone() for n, p in weights.items()}
 
     def write_csv(self, path: str | Path) -> None:
         with open(path, "w", newline="") as f:
-            w = csv.writer(f)
+            w = csv.writer(f, lineterminator="\n")
             w.writerow(["step", *self.ratios])
             for i, step in enumerate(self.steps):
                 w.writerow([step, *(f"{v[i]:.4f}" for v in self.ratios.values())])
 
-
-def probe_updates(model: nn.Module, examples: Examples, cfg: TrainConfig, steps: int = 200,
-                  seed: int = 0) -> UpdateRecorder:
-    """Update ratios over a few optimiser steps taken on a copy of the model (the model is not changed)."""
+def probe_updates(model: nn.Module, examples: Examples, cfg: TrainConfig, steps: int = 200, seed: int = 0,
+                  at_step: int | None = None) -> UpdateRecorder:
+    """Update ratios over a few optimiser steps taken on a copy of the model (the model is not changed), at the
+    schedule's rate for step `at_step` (default: the peak rate, after any warm-up)."""
     import copy
 
     from makemore.train import OPTIMIZERS, lr_at
 
+    at_step = cfg.warmup if at_step is None else at_step
     probe = copy.deepcopy(model).train()
     opt = OPTIMIZERS[cfg.optimizer](probe, cfg)
     gen = torch.Generator().manual_seed(seed)
     rec = UpdateRecorder()
-    lr = lr_at(0, cfg)
+    lr = lr_at(at_step, cfg)
     for group in opt.param_groups:
         group["lr"] = lr
     for step in range(steps):
