@@ -129,3 +129,91 @@ def test_text_mode_end_to_end(tmp_path, capsys):
     samples = capsys.readouterr().out.split("\n---\n")
     assert len(samples) == 2 and all(s.startswith("ROMEO:") and len(s.rstrip("\n")) == 46 for s in samples)
     assert "no 'test' split" in bad(capsys, "eval", "--out", out, "--split", "test")
+
+
+def test_more_bad_input(tmp_path, tiny_names, capsys):
+    one = tmp_path / "one.txt"
+    one.write_text("emma\n")
+    a = str(tmp_path / "a")
+    assert "no training examples" in bad(capsys, "train", "--data", str(one), "--out", a)
+    (tmp_path / "file").write_text("x")
+    assert "is a file" in bad(capsys, "train", "--data", tiny_names, "--out", str(tmp_path / "file"))
+    assert "must be of type int" in bad(capsys, "train", "--data", tiny_names, "--out", a, "--set", "n_hidden=abc")
+    assert "block_size must be >= 1" in bad(capsys, "train", "--data", tiny_names, "--out", a, "--set", "block_size=0")
+    assert "init must be" in bad(capsys, "train", "--data", tiny_names, "--out", a, "--set", "init=foo")
+    assert "unknown device" in bad(capsys, "train", "--data", tiny_names, "--out", a, "--device", "mps")
+    assert "steps must be > 0" in bad(capsys, "train", "--data", tiny_names, "--out", a, "--steps", "0")
+    assert "counted" in bad(capsys, "lr-find", "--model", "bigram-counts", "--data", tiny_names)
+    assert not (tmp_path / "a").exists() or not any((tmp_path / "a").iterdir())
+
+
+def test_sampling_edge_cases(tmp_path, tiny_names, capsys):
+    out = str(tmp_path / "run")
+    assert main(["train", "--data", tiny_names, "--out", out, "--steps", "5", *FAST]) == 0
+    capsys.readouterr()
+    assert main(["sample", "--out", out, "-n", "0"]) == 0 and capsys.readouterr().out.strip() == ""
+    assert "temperature" in bad(capsys, "sample", "--out", out, "--temperature", "nan")
+    assert main(["sample", "--out", out, "-n", "3", "--max-len", "0"]) == 0
+    assert capsys.readouterr().out == "\n\n\n"
+
+
+def test_runs_are_protected_and_resume_is_strict(tmp_path, tiny_names, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--data", tiny_names, "--out", str(out), "--steps", "20", "--eval-interval", "10",
+                 *FAST]) == 0
+    capsys.readouterr()
+    assert "cannot change when resuming" in bad(capsys, "train", "--out", str(out), "--resume", "--weight-decay", "0.1")
+    assert "drop --data" in bad(capsys, "train", "--out", str(out), "--resume", "--data", tiny_names)
+    # --force replaces everything, the old best weights included
+    assert main(["train", "--model", "bigram-counts", "--data", tiny_names, "--out", str(out), "--force",
+                 *FAST]) == 0
+    assert main(["sample", "--out", str(out), "-n", "2"]) == 0
+    assert not list(out.glob("best-*"))
+    capsys.readouterr()
+    # a folder with someone's metrics.csv is not overwritten without --force
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "metrics.csv").write_text("precious\n")
+    assert "already holds a run" in bad(capsys, "train", "--data", tiny_names, "--out", str(mine))
+    assert (mine / "metrics.csv").read_text() == "precious\n"
+
+
+def test_eval_refuses_a_changed_file_and_reports_empty_splits(tmp_path, capsys):
+    data = tmp_path / "five.txt"
+    data.write_text("anna\nbob\ncarl\ndora\nemil\n")
+    out = str(tmp_path / "run")
+    assert main(["train", "--data", str(data), "--out", out, "--steps", "5", *FAST]) == 0
+    capsys.readouterr()
+    assert main(["eval", "--out", out, "--json"]) == 0
+    losses = json.loads(capsys.readouterr().out)
+    assert losses["val"] is None and losses["train"] > 0  # 5 items: 4 train, 0 val, 1 test
+    data.write_text("bob\nanna\ncarl\ndora\nemil\n")
+    assert "changed since" in bad(capsys, "eval", "--out", out)
+    assert main(["eval", "--out", out, "--data", str(data)]) == 0
+
+
+def test_resume_after_a_torn_metrics_file(tmp_path, tiny_names, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--data", tiny_names, "--out", str(out), "--steps", "20", "--eval-interval", "10",
+                 *FAST]) == 0
+    metrics = out / "metrics.csv"
+    metrics.write_text(metrics.read_text() + "21,0.01,2.3")  # a row cut short by kill -9
+    assert main(["train", "--out", str(out), "--resume", "--steps", "30", *FAST]) == 0
+    steps = [int(line.split(",")[0]) for line in metrics.read_text().splitlines()[1:] if line.split(",")[2]]
+    assert steps == list(range(30))
+
+
+def test_checkpoint_names_outside_the_folder_are_refused(tmp_path, tiny_names, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--data", tiny_names, "--out", str(out), "--steps", "5", *FAST]) == 0
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    meta = json.loads((out / "checkpoint.json").read_text())
+    meta["files"]["extra"] = {"name": "../victim.txt", "sha256": "0"}
+    (out / "checkpoint.json").write_text(json.dumps(meta))
+    assert main(["train", "--data", tiny_names, "--out", str(out), "--steps", "5", "--force", *FAST]) == 0
+    assert victim.read_text() == "keep me"
+    meta["files"]["weights"]["name"] = "../victim.txt"
+    (out / "checkpoint.json").write_text(json.dumps(meta))
+    capsys.readouterr()
+    assert "unexpected file name" in bad(capsys, "sample", "--out", str(out), "--last")

@@ -19,6 +19,9 @@ TRAIN_FLAGS = {  # flag -> TrainConfig field; None defaults mean "the preset's v
 }
 
 
+RESUME_FIXED = ("optimizer", "momentum", "weight_decay")
+
+
 def _value(text: str) -> Any:
     try:
         return json.loads(text)
@@ -38,19 +41,29 @@ def cmd_train(args: argparse.Namespace) -> int:
     from makemore.data import load_corpus
 
     out = Path(args.out or f"runs/{args.preset or args.model or 'mlp'}")
+    if out.exists() and not out.is_dir():
+        raise MakemoreError(f"--out {out} is a file, not a directory")
     if args.resume:
         if not checkpoint.exists(out):
             raise MakemoreError(f"nothing to resume: no checkpoint in {out}")
+        if args.data is not None or args.model or args.preset:
+            raise MakemoreError("--resume continues the run as it was: drop --data, --model and --preset")
         saved = checkpoint.load(out, state=False)
         model = saved.model
         config = {k: v for k, v in saved.config.items() if k != "vocab_size"}
         settings = saved.train
+        for key in RESUME_FIXED:  # the optimiser's saved state only fits the optimiser it came from
+            if getattr(args, key) is not None and getattr(args, key) != settings.get(key):
+                raise MakemoreError(f"--{key.replace('_', '-')} cannot change when resuming "
+                                    f"(the run uses {settings.get(key)})")
         data, mode = saved.data["source"], saved.data["mode"]
     else:
-        if checkpoint.exists(out) and not args.force:
-            raise MakemoreError(f"{out} already holds a checkpoint: --resume to continue it, --force to replace it")
+        ours = [f for f in (checkpoint.META, train.METRICS, "loss.png") if (out / f).exists()]
+        if ours and not args.force:
+            raise MakemoreError(f"{out} already holds a run ({', '.join(ours)}): --resume to continue it, "
+                                "--force to replace it")
         model, config, settings = presets.resolve(args.model, args.preset)
-        data, mode = args.data, args.mode
+        data, mode = args.data or "names", args.mode
     config.update(dict(args.set or []))
     if args.smoothing is not None:
         config["smoothing"] = args.smoothing
@@ -61,17 +74,17 @@ def cmd_train(args: argparse.Namespace) -> int:
         settings["calibrate_bn"] = True
     if args.compile:
         settings["compile"] = True
-    cfg = train.TrainConfig(**settings)
+    cfg = train.TrainConfig.from_dict(settings)
     models.make_config(model, **config)  # unknown model or setting: say so before reading any data
     corpus = load_corpus(data, mode)
     callbacks = []
     if args.diagnose:
         from makemore import diagnostics
 
+        if not models.get(model).model.trainable:
+            raise MakemoreError(f"--diagnose needs a model trained by gradients, not {model}")
         recorder = diagnostics.UpdateRecorder(every=max(1, cfg.steps // 500))
         callbacks.append(recorder)
-    print(f"training {model} on {corpus.source} ({corpus.mode} mode, {corpus.vocab.size} tokens) -> {out}",
-          file=sys.stderr)
     try:
         result = train.train(model, config, corpus, cfg, out, resume=args.resume, progress=not args.quiet,
                              callbacks=callbacks)
@@ -104,18 +117,27 @@ def _fmt(x: float | None) -> str:
     return "-" if x is None else f"{x:.4f}"
 
 
+def training_corpus(loaded):
+    """The file a checkpoint was trained on, split as it was; refused if the file changed since."""
+    from makemore.data import load_corpus
+
+    data = loaded.ckpt.data
+    corpus = load_corpus(data["source"], data["mode"], vocab=loaded.vocab)
+    if corpus.fingerprint != data.get("sha256"):
+        raise MakemoreError(f"{data['source']} changed since the model was trained on it, so its splits are not the "
+                            "training splits any more (`makemore eval --data FILE` evaluates on it anyway)")
+    return corpus
+
+
 def cmd_sample(args: argparse.Namespace) -> int:
     from makemore.sample import load_model, sample
 
     loaded = load_model(args.out, "last" if args.last else "best")
     unique = None
     if args.unique:
-        from makemore.data import load_corpus
-
         if not loaded.vocab.boundary:
             raise MakemoreError("--unique needs a model trained on lines (items to compare samples against)")
-        corpus = load_corpus(loaded.ckpt.data["source"], "lines", vocab=loaded.vocab)
-        unique = set(corpus.items("all"))
+        unique = set(training_corpus(loaded).items("all"))
     samples = sample(loaded, args.n, seed=args.seed, unique_against=unique, prompt=args.prompt,
                      temperature=args.temperature, top_k=args.top_k, max_len=args.max_len)
     print(*samples, sep="\n" if loaded.vocab.boundary else "\n---\n")
@@ -128,17 +150,22 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from makemore.train import evaluate
 
     loaded = load_model(args.out, "last" if args.last else "best")
-    corpus = load_corpus(args.data or loaded.ckpt.data["source"], loaded.ckpt.data["mode"], vocab=loaded.vocab)
+    if args.data:
+        corpus = load_corpus(args.data, loaded.ckpt.data["mode"], vocab=loaded.vocab)
+    else:
+        corpus = training_corpus(loaded)
     splits = [s for s in args.split.split(",") if s] or ["train", "val", "test"]
     if args.split == "train,val,test":
         splits = [s for s in splits if s in corpus.splits]
-    losses = {s: evaluate(loaded.model, Examples(corpus.items(s), loaded.vocab, loaded.model.block_size))
-              for s in splits}
+    losses = {}
+    for s in splits:
+        examples = Examples(corpus.items(s), loaded.vocab, loaded.model.block_size)
+        losses[s] = evaluate(loaded.model, examples) if len(examples) else None  # an empty split has no loss
     if args.json:
         print(json.dumps(losses))
     else:
         for s, v in losses.items():
-            print(f"{s:5s} {v:.4f}")
+            print(f"{s:5s} {_fmt(v)}")
     return 0
 
 
@@ -154,12 +181,12 @@ def _model_from_args(args: argparse.Namespace):
         from makemore.sample import load_model
 
         loaded = load_model(args.out, "last")
-        corpus = load_corpus(loaded.ckpt.data["source"], loaded.ckpt.data["mode"], vocab=loaded.vocab)
-        return loaded.model, corpus, TrainConfig(**loaded.ckpt.train), loaded.ckpt.step
+        corpus = training_corpus(loaded)
+        return loaded.model, corpus, TrainConfig.from_dict(loaded.ckpt.train), loaded.ckpt.step
     name, config, settings = presets.resolve(args.model, args.preset)
     config.update(dict(args.set or []))
     corpus = load_corpus(args.data, args.mode)
-    cfg = TrainConfig(**settings)
+    cfg = TrainConfig.from_dict(settings)
     torch.manual_seed(cfg.seed)
     model = models.build(name, models.make_config(name, **config, vocab_size=corpus.vocab.size))
     return model, corpus, cfg, None
@@ -274,7 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a model and save it to --out")
     t.add_argument("--model", help="model name (see `makemore models`); default mlp")
     t.add_argument("--preset", help="a named recipe of model and training settings (see `makemore models`)")
-    t.add_argument("--data", default="names", help="a UTF-8 text file, or 'names' (bundled, the default)")
+    t.add_argument("--data", help="a UTF-8 text file, or 'names' (bundled, the default)")
     t.add_argument("--mode", default="auto", choices=["auto", "lines", "text"],
                    help="lines: one item per line; text: one continuous text (default: detected)")
     t.add_argument("--out", help="checkpoint directory (default runs/PRESET)")
@@ -347,6 +374,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    import logging
+
+    log = logging.getLogger("makemore")  # the library reports through this logger; the CLI shows it on stderr
+    if not log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        log.propagate = False
     try:
         return args.func(args)
     except MakemoreError as e:

@@ -129,7 +129,8 @@ class Corpus:
 
     def items(self, split: str) -> list[str]:
         if split == "all":
-            return [x for s in SPLITS for x in self.splits.get(s, [])]
+            pieces = [x for s in SPLITS for x in self.splits.get(s, [])]
+            return pieces if self.mode == "lines" else ["".join(pieces)]  # text: one stream, no lost joins
         if split not in self.splits:
             raise MakemoreError(f"no {split!r} split in {self.mode} mode (have: {', '.join(self.splits)})")
         return self.splits[split]
@@ -158,7 +159,8 @@ def load_corpus(data: str, mode: str = "auto", seed: int = 42, vocab: Vocab | No
     elif vocab.boundary != (mode == "lines"):
         raise MakemoreError(f"the model was trained in {'lines' if vocab.boundary else 'text'} mode, "
                             f"but {data} was read in {mode} mode (use --mode)")
-    return Corpus(mode, splits, vocab, fingerprint, data)  # type: ignore[arg-type]
+    source = data if data in BUNDLED else str(Path(data).resolve())  # found again from any directory
+    return Corpus(mode, splits, vocab, fingerprint, source)  # type: ignore[arg-type]
 
 
 class Examples:

@@ -43,8 +43,12 @@ def generate(model: models.LanguageModel, vocab: Vocab, n: int, *, prompt: str =
              generator: torch.Generator | None = None) -> list[str]:
     """n samples, all drawn in one batch. Lines mode: an item starting with `prompt`, ended by the boundary
     token (or max_len characters). Text mode: `prompt` followed by max_len characters."""
-    if temperature <= 0:
+    if not temperature > 0:  # also refuses NaN
         raise MakemoreError("--temperature must be > 0")
+    if n < 0:
+        raise MakemoreError("-n must be >= 0")
+    if n == 0:
+        return []
     if top_k is not None and top_k < 1:
         raise MakemoreError("--top-k must be >= 1")
     device = next(iter(model.parameters()), torch.empty(0)).device
@@ -52,10 +56,10 @@ def generate(model: models.LanguageModel, vocab: Vocab, n: int, *, prompt: str =
     ids = vocab.encode(prompt)
     if vocab.boundary:
         pad = 0
-        max_len = max_len or 64
+        max_len = 64 if max_len is None else max_len
     else:  # no boundary token: start after a newline when the text has them, the usual start of a piece
         pad = vocab.stoi.get("\n", 0)
-        max_len = max_len or 500
+        max_len = 500 if max_len is None else max_len
     ctx = torch.tensor([pad] * T + ids, dtype=torch.long, device=device).repeat(n, 1)
     done = torch.zeros(n, dtype=torch.bool, device=device)
     new: list[Tensor] = []

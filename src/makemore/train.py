@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
+import logging
 import math
 import signal
 import threading
@@ -19,10 +20,12 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from makemore import checkpoint, models
+from makemore.config import build as build_settings
 from makemore.data import Corpus, Examples
 from makemore.errors import MakemoreError
 
 METRICS = "metrics.csv"
+logger = logging.getLogger("makemore")
 
 
 @dataclass
@@ -55,12 +58,21 @@ class TrainConfig:
             (self.schedule in SCHEDULES, f"unknown schedule {self.schedule!r} ({', '.join(SCHEDULES)})"),
             (self.steps >= 0 and self.batch_size >= 0, "steps and batch size must be >= 0"),
             (self.lr > 0 and self.eval_interval > 0, "lr and eval interval must be > 0"),
+            (min(self.warmup, self.eval_max, self.threads, self.grad_clip, self.weight_decay) >= 0,
+             "warmup, eval max, threads, grad clip and weight decay must be >= 0"),
+            (self.device in ("auto", "cpu") or self.device.startswith("cuda"), f"unknown device {self.device!r} "
+             "(cpu, cuda, cuda:N, auto)"),
         ]
         for ok, msg in checks:
             if not ok:
                 raise MakemoreError(msg)
         self.betas = tuple(self.betas)  # type: ignore[assignment]
         self.milestones = tuple(self.milestones)
+
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        return build_settings(cls, values, "training")
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -253,6 +265,13 @@ def _fit(model_name: str, model: models.LanguageModel, corpus: Corpus, cfg: Trai
     data_info = {"source": corpus.source, "mode": corpus.mode, "sha256": corpus.fingerprint}
     train_ex = Examples(corpus.items(cfg.train_split), corpus.vocab, config.block_size)
     val_ex = Examples(corpus.items("val"), corpus.vocab, config.block_size)
+    if len(train_ex) == 0:
+        raise MakemoreError(f"no training examples in {corpus.source}: too few lines, or a text shorter than "
+                            f"the context of {config.block_size} characters")
+    if model.trainable and cfg.steps == 0:
+        raise MakemoreError("--steps must be > 0 for a model trained by gradient descent")
+    logger.info(f"training {model_name} ({models.registry.count_parameters(model):,} parameters) on {corpus.source} "
+             f"({corpus.mode} mode, {corpus.vocab.size} tokens, {len(train_ex):,} examples) -> {out}")
     ckpt = checkpoint.Checkpoint(model_name, dataclasses.asdict(config), corpus.vocab.to_json(), data_info,
                                  _jsonable(cfg))
     start = time.perf_counter()
@@ -369,9 +388,12 @@ def _restore(out: Path, ckpt: checkpoint.Checkpoint, model: torch.nn.Module, opt
         raise MakemoreError(f"cannot resume: {out} holds a {saved.model} with another configuration")
     if saved.data.get("sha256") != ckpt.data["sha256"]:
         raise MakemoreError(f"cannot resume: {out} was trained on different data ({saved.data.get('source')})")
-    model.load_state_dict(saved.weights)
-    checkpoint.optimizer_from_flat(optimizer, saved.state, saved.state_meta)
-    gen.set_state(saved.state["rng.batches"])
+    try:
+        model.load_state_dict(saved.weights)
+        checkpoint.optimizer_from_flat(optimizer, saved.state, saved.state_meta)
+        gen.set_state(saved.state["rng.batches"])
+    except (RuntimeError, ValueError, KeyError) as e:
+        raise MakemoreError(f"cannot resume from {out}: its saved state does not fit this run ({e})") from None
     ckpt.best = saved.best
     return saved.step
 
@@ -409,8 +431,9 @@ class _Metrics:
         path.parent.mkdir(parents=True, exist_ok=True)
         rows: list[list[str]] = []
         if start > 0 and path.exists():
-            with open(path, newline="") as f:
-                rows = [r for r in csv.reader(f) if r and r[0] != "step" and int(r[0]) < start + (r[3] != "")]
+            with open(path, newline="") as f:  # a run killed mid-write can leave a torn last row: skip it
+                rows = [r for r in csv.reader(f) if len(r) == 4 and r[0].isdigit()
+                        and int(r[0]) < start + (r[3] != "")]
         self.file = open(path, "w", newline="")  # noqa: SIM115  (kept open for the whole run)
         self.writer = csv.writer(self.file, lineterminator="\n")
         self.writer.writerow(["step", "lr", "loss", "val_loss"])

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from makemore import nn as mnn
+from makemore.errors import MakemoreError
 from makemore.models.registry import LanguageModel, ModelConfig, lecture_generator, register
 
 
@@ -23,13 +24,16 @@ class MLPConfig(ModelConfig):
     batchnorm: bool = False  # BatchNorm on the hidden pre-activations in place of b1
     bn_momentum: float = 0.1
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.init not in ("scaled", "raw"):
+            raise MakemoreError(f"mlp init must be 'scaled' or 'raw', not {self.init!r}")
+
 
 @register("mlp", MLPConfig, "Bengio 2003 MLP: embeddings of the context, one tanh layer")
 class MLP(LanguageModel):
     def __init__(self, config: MLPConfig):
         super().__init__()
-        if config.init not in ("scaled", "raw"):
-            raise ValueError(f"mlp init must be 'scaled' or 'raw', not {config.init!r}")
         self.config = config
         c = config
         fan_in = c.block_size * c.n_embd

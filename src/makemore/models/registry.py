@@ -10,13 +10,22 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
+from makemore.config import build as build_settings
 from makemore.errors import MakemoreError
 
 
 @dataclass(frozen=True)
 class ModelConfig:
+    """Integer settings are sizes and must be >= 1, except seeds (named *_seed)."""
+
     vocab_size: int = 27
     block_size: int = 1  # characters of context the model sees
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, int) and not isinstance(value, bool) and not f.name.endswith("_seed") and value < 1:
+                raise MakemoreError(f"{f.name} must be >= 1, not {value}")
 
 
 class LanguageModel(nn.Module):
@@ -63,12 +72,7 @@ def get(name: str) -> Entry:
 
 
 def make_config(name: str, **fields: Any) -> ModelConfig:
-    entry = get(name)
-    known = {f.name for f in dataclasses.fields(entry.config)}
-    unknown = sorted(set(fields) - known)
-    if unknown:
-        raise MakemoreError(f"model {name!r} has no setting {', '.join(unknown)} (has: {', '.join(sorted(known))})")
-    return entry.config(**fields)
+    return build_settings(get(name).config, fields, f"model {name!r}")
 
 
 def build(name: str, config: ModelConfig) -> LanguageModel:
