@@ -84,3 +84,19 @@ def test_sequential_state_dict_names():
     assert len(net) == 4 and isinstance(net[3], mnn.BatchNorm1d)
     assert set(net.state_dict()) == {"layers.0.weight", "layers.2.weight", "layers.3.gamma", "layers.3.beta",
                                      "layers.3.running_mean", "layers.3.running_var", "layers.3.num_batches_tracked"}
+
+
+def test_batchnorm_under_bf16_autocast_keeps_float32_statistics():
+    torch.manual_seed(0)
+    bn = mnn.BatchNorm1d(8)
+    lin = mnn.Linear(4, 8, bias=False)  # as before a BatchNorm
+    x = torch.randn(16, 4)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        h = lin(x)
+        assert h.dtype == torch.bfloat16
+        out = bn(h)
+    assert out.dtype == torch.float32 and bn.running_mean.dtype == torch.float32
+    ref = torch.nn.BatchNorm1d(8)
+    ref(h.float())
+    torch.testing.assert_close(bn.running_mean, ref.running_mean)
+    torch.testing.assert_close(bn.running_var, ref.running_var)
