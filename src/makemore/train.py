@@ -308,76 +308,75 @@ def _fit(model_name: str, model: models.LanguageModel, corpus: Corpus, cfg: Trai
         checkpoint.save(out, ckpt)
         ckpt.best_weights = None  # written once; later saves keep the file on disk
 
-    stop = _StopOnCtrlC().__enter__()
-    log = _Metrics(out / METRICS, step)
-    bar = _progress(progress, step, cfg.steps)
-    loss_val = val = None
-    model.train()
-    in_step = False  # between the first and the last line of a step, a checkpoint would hold half an update
-    try:
-        lr = None
-        while step < cfg.steps:
-            if stop.requested:
-                raise KeyboardInterrupt
-            in_step = True
-            if (new_lr := lr_at(step, cfg)) != lr:  # most schedules change it rarely; setting it is not free
-                lr = new_lr
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-            if full_batch:
-                X, Y = Xall, Yall
-            else:
-                X, Y = train_ex.sample(cfg.batch_size, gen)
-                if device.type != "cpu":
-                    X, Y = X.to(device, non_blocking=True), Y.to(device, non_blocking=True)
-            if autocast is None:
-                loss = loss_fn(fwd(X), Y)
-            else:
-                with autocast:
+    with _StopOnCtrlC() as stop:
+        log = _Metrics(out / METRICS, step)
+        bar = _progress(progress, step, cfg.steps)
+        loss_val = val = None
+        model.train()
+        in_step = False  # between the first and the last line of a step, a checkpoint would hold half an update
+        try:
+            lr = None
+            while step < cfg.steps:
+                if stop.requested:
+                    raise KeyboardInterrupt
+                in_step = True
+                if (new_lr := lr_at(step, cfg)) != lr:  # most schedules change it rarely; setting it is not free
+                    lr = new_lr
+                    for group in optimizer.param_groups:
+                        group["lr"] = lr
+                if full_batch:
+                    X, Y = Xall, Yall
+                else:
+                    X, Y = train_ex.sample(cfg.batch_size, gen)
+                    if device.type != "cpu":
+                        X, Y = X.to(device, non_blocking=True), Y.to(device, non_blocking=True)
+                if autocast is None:
                     loss = loss_fn(fwd(X), Y)
-            penalty = model.penalty()
-            total = loss + penalty if penalty is not None else loss
-            for p in params:  # what zero_grad(set_to_none=True) does, without its per-call overhead
-                p.grad = None
-            total.backward()
-            if cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-            update()
-            loss_val = loss.item()
-            if not math.isfinite(loss_val):
-                kept = f"the last good checkpoint in {out} was kept" if checkpoint.exists(out) else "nothing saved"
-                raise MakemoreError(f"loss became {loss_val} at step {step} (lower the learning rate?); {kept}")
-            log.row(step, lr, loss_val)
-            step += 1
-            in_step = False
-            if callbacks:
-                info = StepInfo(step - 1, lr, loss_val, model)
-                for cb in callbacks:
-                    cb(info)
-            if bar is not None and step % 10 == 0:
-                bar.update(step - bar.n)
-                if step % 100 == 0:
-                    bar.set_postfix(loss=f"{loss_val:.4f}", val=f"{val:.4f}" if val is not None else "-")
-            if step % cfg.eval_interval == 0 or step == cfg.steps:
-                if step == cfg.steps and cfg.calibrate_bn:
-                    calibrate_batchnorm(model, train_ex, device)
-                val = evaluate(model, val_ex, device, cfg.eval_max) if len(val_ex) else None
-                log.val(step, val)
-                if val is not None and val < ckpt.best.get("val", math.inf):
-                    ckpt.best = {"step": step, "val": val}
-                    ckpt.best_weights = {k: v.clone() for k, v in model.state_dict().items()}
+                else:
+                    with autocast:
+                        loss = loss_fn(fwd(X), Y)
+                penalty = model.penalty()
+                total = loss + penalty if penalty is not None else loss
+                for p in params:  # what zero_grad(set_to_none=True) does, without its per-call overhead
+                    p.grad = None
+                total.backward()
+                if cfg.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+                update()
+                loss_val = loss.item()
+                if not math.isfinite(loss_val):
+                    kept = f"the last good checkpoint in {out} was kept" if checkpoint.exists(out) else "nothing saved"
+                    raise MakemoreError(f"loss became {loss_val} at step {step} (lower the learning rate?); {kept}")
+                log.row(step, lr, loss_val)
+                step += 1
+                in_step = False
+                if callbacks:
+                    info = StepInfo(step - 1, lr, loss_val, model)
+                    for cb in callbacks:
+                        cb(info)
+                if bar is not None and step % 10 == 0:
+                    bar.update(step - bar.n)
+                    if step % 100 == 0:
+                        bar.set_postfix(loss=f"{loss_val:.4f}", val=f"{val:.4f}" if val is not None else "-")
+                if step % cfg.eval_interval == 0 or step == cfg.steps:
+                    if step == cfg.steps and cfg.calibrate_bn:
+                        calibrate_batchnorm(model, train_ex, device)
+                    val = evaluate(model, val_ex, device, cfg.eval_max) if len(val_ex) else None
+                    log.val(step, val)
+                    if val is not None and val < ckpt.best.get("val", math.inf):
+                        ckpt.best = {"step": step, "val": val}
+                        ckpt.best_weights = {k: v.clone() for k, v in model.state_dict().items()}
+                    save()
+        except KeyboardInterrupt:
+            saved = step > 0 and not in_step
+            if saved:
                 save()
-    except KeyboardInterrupt:
-        saved = step > 0 and not in_step
-        if saved:
-            save()
-        raise Interrupted(out, step, saved) from None
-    finally:
-        stop.__exit__()
-        log.close()
-        if bar is not None:
-            bar.update(step - bar.n)
-            bar.close()
+            raise Interrupted(out, step, saved) from None
+        finally:
+            log.close()
+            if bar is not None:
+                bar.update(step - bar.n)
+                bar.close()
     return Result(out, step, loss_val, val, ckpt.best, time.perf_counter() - start)
 
 
