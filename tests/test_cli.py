@@ -59,6 +59,8 @@ def test_train_sample_eval_and_plots(tiny_names, tmp_path, capsys):
     names = set(open(tiny_names).read().split())
     assert not names & set(capsys.readouterr().out.split())
     assert main(["plot", "embedding", "--out", out]) == 0
+    assert main(["plot", "loss", "--out", out, "--file", str(tmp_path / "l.png")]) == 0
+    assert (tmp_path / "l.png").stat().st_size > 10_000
     assert main(["plot", "counts", "--data", tiny_names, "--file", str(tmp_path / "c.png")]) == 0
     assert (tmp_path / "c.png").stat().st_size > 10_000
 
