@@ -25,7 +25,6 @@ import sys
 import time
 
 NOTEBOOK_STEP_99_LOSS = 0.010978370135492717
-ALPHA = 1e-4
 
 
 def reference_loop(X: list[list[float]], y: list[int], steps: int, total_steps: int) -> tuple[list, list]:
@@ -33,23 +32,15 @@ def reference_loop(X: list[list[float]], y: list[int], steps: int, total_steps: 
     from micrograd.engine import Value
     from micrograd.nn import MLP
 
+    from makemore.micrograd.demo import loss as demo_loss
+
     random.seed(1337)  # the notebook seeds the global RNG before building the model
     model = MLP(2, [16, 16, 1])
-
-    def loss():
-        inputs = [list(map(Value, xrow)) for xrow in X]
-        scores = list(map(model, inputs))
-        losses = [(1 + -yi * scorei).relu() for yi, scorei in zip(y, scores, strict=True)]
-        data_loss = sum(losses) * (1.0 / len(losses))
-        reg_loss = ALPHA * sum(p * p for p in model.parameters())
-        total_loss = data_loss + reg_loss
-        accuracy = [(yi > 0) == (scorei.data > 0) for yi, scorei in zip(y, scores, strict=True)]
-        return total_loss, sum(accuracy) / len(accuracy)
 
     losses, times = [], []
     for k in range(steps):
         t0 = time.perf_counter()
-        total_loss, acc = loss()
+        total_loss, acc = demo_loss(model, X, y, value=Value)  # the same loss, on the reference engine
         model.zero_grad()
         total_loss.backward()
         learning_rate = 1.0 - 0.9 * k / total_steps

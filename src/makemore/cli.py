@@ -81,8 +81,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.diagnose:
         from makemore import diagnostics
 
-        if not models.get(model).model.trainable:
-            raise MakemoreError(f"--diagnose needs a model trained by gradients, not {model}")
+        _require_trainable(models.get(model).model)
         recorder = diagnostics.UpdateRecorder(every=max(1, cfg.steps // 500))
         callbacks.append(recorder)
     try:
@@ -193,8 +192,10 @@ def _model_from_args(args: argparse.Namespace):
 
 
 def _require_trainable(model) -> None:
+    """Diagnostics and lr-find need gradients; counting models (a model or its class) have none."""
     if not model.trainable:
-        raise MakemoreError(f"a {type(model).__name__} model is counted, not trained by gradients: nothing to see")
+        name = getattr(model, "__name__", type(model).__name__)
+        raise MakemoreError(f"a {name} model is counted, not trained by gradients: nothing to see")
 
 
 def cmd_diagnose(args: argparse.Namespace) -> int:

@@ -139,6 +139,7 @@ class UpdateRecorder:
             for i, step in enumerate(self.steps):
                 w.writerow([step, *(f"{v[i]:.4f}" for v in self.ratios.values())])
 
+
 def probe_updates(model: nn.Module, examples: Examples, cfg: TrainConfig, steps: int = 200, seed: int = 0,
                   at_step: int | None = None) -> UpdateRecorder:
     """Update ratios over a few optimiser steps taken on a copy of the model (the model is not changed), at the
@@ -156,13 +157,19 @@ def probe_updates(model: nn.Module, examples: Examples, cfg: TrainConfig, steps:
     for group in opt.param_groups:
         group["lr"] = lr
     for step in range(steps):
-        X, Y = examples.sample(cfg.batch_size or 32, gen)
-        loss = loss_fn(probe(X), Y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        rec(StepInfo(step, lr, loss.item(), probe))
+        rec(StepInfo(step, lr, _step(probe, opt, examples, cfg.batch_size, gen), probe))
     return rec
+
+
+def _step(model: nn.Module, opt: torch.optim.Optimizer, examples: Examples, batch_size: int,
+          gen: torch.Generator) -> float:
+    """One plain optimiser step on a random batch (no schedule, no clipping); returns the loss."""
+    X, Y = examples.sample(batch_size or 32, gen)
+    loss = loss_fn(model(X), Y)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss.item()
 
 
 def write_plots(snap: Snapshot, updates: UpdateRecorder | None, folder: str | Path) -> list[Path]:
@@ -212,12 +219,8 @@ def lr_find(model: nn.Module, examples: Examples, cfg: TrainConfig, lo: float = 
     for e in exps:
         for group in opt.param_groups:
             group["lr"] = 10**e
-        X, Y = examples.sample(cfg.batch_size or 32, gen)
-        loss = loss_fn(model(X), Y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        losses.append(loss.item() if math.isfinite(loss.item()) else math.inf)
+        loss = _step(model, opt, examples, cfg.batch_size, gen)
+        losses.append(loss if math.isfinite(loss) else math.inf)
     window = max(1, num // 20)
     kernel = torch.ones(window) / window
     finite = torch.tensor([min(v, 1e6) for v in losses])

@@ -37,6 +37,11 @@ def load_model(out: str | Path, which: str = "best", device: str | torch.device 
     return Loaded(model, Vocab.from_json(ckpt.vocab), ckpt)
 
 
+def _device(model: torch.nn.Module) -> torch.device:
+    """Where the model lives (counting models have buffers only)."""
+    return next(iter(model.parameters()), next(iter(model.buffers()), torch.empty(0))).device
+
+
 @torch.no_grad()
 def generate(model: models.LanguageModel, vocab: Vocab, n: int, *, prompt: str = "", temperature: float = 1.0,
              top_k: int | None = None, max_len: int | None = None,
@@ -51,7 +56,7 @@ def generate(model: models.LanguageModel, vocab: Vocab, n: int, *, prompt: str =
         return []
     if top_k is not None and top_k < 1:
         raise MakemoreError("--top-k must be >= 1")
-    device = next(iter(model.parameters()), torch.empty(0)).device
+    device = _device(model)
     T = model.block_size
     ids = vocab.encode(prompt)
     if vocab.boundary:
@@ -87,7 +92,7 @@ def _until_boundary(row: list[int], vocab: Vocab) -> list[int]:
 def sample(loaded: Loaded, n: int, *, seed: int = 0, unique_against: set[str] | None = None,
            max_rounds: int = 20, **kw) -> list[str]:
     """n samples; with unique_against, only samples not in that set (drawing more rounds as needed)."""
-    gen = torch.Generator(device=next(iter(loaded.model.parameters()), torch.empty(0)).device).manual_seed(seed)
+    gen = torch.Generator(device=_device(loaded.model)).manual_seed(seed)
     if unique_against is None:
         return generate(loaded.model, loaded.vocab, n, generator=gen, **kw)
     kept: list[str] = []

@@ -69,7 +69,6 @@ class TrainConfig:
         self.betas = tuple(self.betas)  # type: ignore[assignment]
         self.milestones = tuple(self.milestones)
 
-
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
         return build_settings(cls, values, "training")
@@ -145,13 +144,11 @@ def evaluate(model: models.LanguageModel, examples: Examples, device: torch.devi
     """Mean negative log-likelihood per target over the examples (all of them unless max_examples)."""
     was_training = model.training
     model.eval()
-    total, count = 0.0, 0
     n = min(len(examples), max_examples) if max_examples else len(examples)
-    for X, Y in examples.chunks(limit=n):
-        total += loss_fn(model(X.to(device)), Y.to(device), reduction="sum").item()
-        count += len(Y)
+    total = sum(loss_fn(model(X.to(device)), Y.to(device), reduction="sum").item()
+                for X, Y in examples.chunks(limit=n))
     model.train(was_training)
-    return total / max(count, 1)
+    return total / max(n, 1)
 
 
 @torch.no_grad()

@@ -64,13 +64,14 @@ def make_model(seed: int = SEED) -> MLP:
     return MLP(2, [16, 16, 1], rng=random.Random(seed))
 
 
-def loss(model: MLP, X: Sequence[Sequence[float]], y: Sequence[int]) -> tuple[Value, float]:
+def loss(model: MLP, X: Sequence[Sequence[float]], y: Sequence[int], value: Callable = Value) -> tuple[Value, float]:
     """SVM max-margin loss + L2 regularization, and the accuracy; ``y`` in {-1, +1}.
 
     Mirrors the reference notebook operation by operation (including summing from 0
     and multiplying by 1/n rather than dividing) so the floats come out identical.
+    ``value`` wraps the inputs: another engine's Value class runs the same loss on it.
     """
-    inputs = [[Value(a) for a in row] for row in X]
+    inputs = [[value(a) for a in row] for row in X]
     scores = [model(x) for x in inputs]
     losses = [(1 + -yi * si).relu() for yi, si in zip(y, scores, strict=True)]
     data_loss = sum(losses) * (1.0 / len(losses))
