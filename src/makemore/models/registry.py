@@ -33,6 +33,7 @@ class LanguageModel(nn.Module):
 
     config: ModelConfig
     trainable: ClassVar[bool] = True  # False: fitted by fit() (counting), not by gradient descent
+    manual_gradients: ClassVar[bool] = False  # True: forward_backward() fills .grad by hand, no autograd
 
     @property
     def block_size(self) -> int:
@@ -43,6 +44,11 @@ class LanguageModel(nn.Module):
         return None
 
     def fit(self, X: Tensor, Y: Tensor) -> None:
+        raise NotImplementedError
+
+    def forward_backward(self, idx: Tensor, targets: Tensor) -> Tensor:
+        """For manual_gradients models: the mean loss of the batch, with every parameter's .grad set by hand.
+        The trainer calls it under torch.no_grad()."""
         raise NotImplementedError
 
 
