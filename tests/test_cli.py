@@ -98,8 +98,10 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, tiny_names, capsys):
     assert "checksum" in bad(capsys, "eval", "--out", out, "--last")
 
 
-@pytest.mark.skipif(os.name != "posix", reason="SIGINT semantics")
-def test_sigint_saves_then_exits(tiny_names, tmp_path):
+@pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
+@pytest.mark.parametrize("signum, code, said", [(signal.SIGINT, 130, "interrupted at step"),
+                                                (signal.SIGTERM, 143, "stopped by SIGTERM at step")])
+def test_signal_saves_then_exits(tiny_names, tmp_path, signum, code, said):
     out = tmp_path / "run"
     p = subprocess.Popen([sys.executable, "-m", "makemore", "train", "--data", tiny_names, "--out", str(out),
                           "--steps", "10000000", "--eval-interval", "200", "--quiet"],
@@ -108,10 +110,11 @@ def test_sigint_saves_then_exits(tiny_names, tmp_path):
     while time.time() < deadline and not (out / "checkpoint.json").exists():
         time.sleep(0.05)  # the first evaluation (step 200) writes the first checkpoint: training is under way
     time.sleep(0.1)
-    p.send_signal(signal.SIGINT)
+    p.send_signal(signum)
     _, err = p.communicate(timeout=60)
-    assert p.returncode == 130, err
-    assert "checkpoint saved" in err and "Traceback" not in err
+    assert p.returncode == code, err
+    last = err.strip().splitlines()[-1]  # after the "training ..." line, one line says what happened
+    assert last.startswith(f"makemore: {said}") and "checkpoint saved" in last and "Traceback" not in err, err
     step = json.loads((out / "checkpoint.json").read_text())["step"]
     assert step >= 200
     r = run("train", "--out", str(out), "--resume", "--steps", str(step + 10), *FAST)
@@ -144,6 +147,9 @@ def test_more_bad_input(tmp_path, tiny_names, capsys):
     assert "block_size must be >= 1" in bad(capsys, "train", "--data", tiny_names, "--out", a, "--set", "block_size=0")
     assert "init must be" in bad(capsys, "train", "--data", tiny_names, "--out", a, "--set", "init=foo")
     assert "unknown device" in bad(capsys, "train", "--data", tiny_names, "--out", a, "--device", "mps")
+    assert "learning rate (--lr) must be a finite number > 0, not nan" in bad(
+        capsys, "train", "--data", tiny_names, "--out", a, "--lr", "nan")
+    assert "--batch-size must be >= 0" in bad(capsys, "train", "--data", tiny_names, "--out", a, "--batch-size", "-1")
     assert "steps must be > 0" in bad(capsys, "train", "--data", tiny_names, "--out", a, "--steps", "0")
     assert "counted" in bad(capsys, "lr-find", "--model", "bigram-counts", "--data", tiny_names)
     assert not (tmp_path / "a").exists() or not any((tmp_path / "a").iterdir())

@@ -123,7 +123,7 @@ def test_constants_and_escaping_in_drawings():
     assert r"\{a\|b\}" in source
 
 
-def test_render_svg_and_png(tmp_path):
+def test_render_svg_and_png(dot, tmp_path):
     o = lecture_neuron()
     o.backward()
     svg = render(o, tmp_path / "neuron.svg")
@@ -204,7 +204,7 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def test_cli_graph_default_is_the_lecture_neuron(tmp_path, capsys):
+def test_cli_graph_default_is_the_lecture_neuron(dot, tmp_path, capsys):
     out = tmp_path / "g.svg"
     args = parser().parse_args(["micrograd", "graph", "--out", str(out)])
     assert args.func(args) == 0
@@ -212,7 +212,7 @@ def test_cli_graph_default_is_the_lecture_neuron(tmp_path, capsys):
     assert "x1w1x2w2" in out.read_text()
 
 
-def test_cli_graph_with_vars_and_format(tmp_path, capsys):
+def test_cli_graph_with_vars_and_format(dot, tmp_path, capsys):
     out = tmp_path / "g.out"
     argv = ["micrograd", "graph", "tanh(x*w + b)", "--var", "x=2", "--var", "w=-3", "--var", "b=6.5",
             "--out", str(out), "--format", "png", "--rankdir", "TB", "--no-backward"]

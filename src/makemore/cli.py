@@ -19,6 +19,16 @@ TRAIN_FLAGS = {  # flag -> TrainConfig field; None defaults mean "the preset's v
 }
 
 
+TRAIN_HELP = {
+    "steps": "optimisation steps in all (a resumed run continues up to this step)",
+    "batch_size": "examples per step; 0 means the whole training split every step (full-batch descent)",
+    "lr": "learning rate, a finite number > 0 (the peak rate of a schedule)",
+    "eval_interval": "steps between evaluations on val (and checkpoints)",
+    "eval_max": "examples per evaluation; 0 means the whole val split",
+    "threads": "CPU threads; 0 chooses (one for small models)",
+    "train_split": "the split to fit: train (default) or all",
+}
+
 RESUME_FIXED = ("optimizer", "momentum", "weight_decay")
 
 
@@ -89,7 +99,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                              callbacks=callbacks)
     except train.Interrupted as e:
         print(f"makemore: {e}", file=sys.stderr)
-        return 130
+        return e.exit_code
     finally:
         if (out / train.METRICS).exists():
             from makemore import plots
@@ -309,7 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
     t.add_argument("--force", action="store_true", help="replace a checkpoint already in --out")
     for name, typ in TRAIN_FLAGS.items():
-        t.add_argument("--" + name.replace("_", "-"), type=typ, default=None)
+        t.add_argument("--" + name.replace("_", "-"), type=typ, default=None, help=TRAIN_HELP.get(name))
     t.add_argument("--milestones", type=int, nargs="*", help="step schedule: steps where lr *= gamma")
     t.add_argument("--calibrate-bn", action="store_true", help="set BatchNorm statistics from the training set")
     t.add_argument("--compile", action="store_true", help="torch.compile the model")

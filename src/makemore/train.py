@@ -53,13 +53,28 @@ class TrainConfig:
     compile: bool = False
 
     def __post_init__(self) -> None:
+        def finite(x: float) -> bool:
+            return math.isfinite(x)
+
         checks = [
             (self.optimizer in OPTIMIZERS, f"unknown optimizer {self.optimizer!r} (sgd, adamw)"),
             (self.schedule in SCHEDULES, f"unknown schedule {self.schedule!r} ({', '.join(SCHEDULES)})"),
-            (self.steps >= 0 and self.batch_size >= 0, "steps and batch size must be >= 0"),
-            (self.lr > 0 and self.eval_interval > 0, "lr and eval interval must be > 0"),
-            (min(self.warmup, self.eval_max, self.threads, self.grad_clip, self.weight_decay) >= 0,
-             "warmup, eval max, threads, grad clip and weight decay must be >= 0"),
+            (self.steps >= 0, f"--steps must be >= 0, not {self.steps}"),
+            (self.batch_size >= 0, f"--batch-size must be >= 0 (0 means the whole training split), "
+                                   f"not {self.batch_size}"),
+            (finite(self.lr) and self.lr > 0, f"the learning rate (--lr) must be a finite number > 0, not {self.lr}"),
+            (finite(self.min_lr) and self.min_lr >= 0, f"--min-lr must be a finite number >= 0, not {self.min_lr}"),
+            (self.eval_interval > 0, f"--eval-interval must be > 0, not {self.eval_interval}"),
+            (finite(self.momentum) and 0 <= self.momentum < 1, f"--momentum must be in [0, 1), not {self.momentum}"),
+            (finite(self.gamma) and self.gamma > 0, f"--gamma must be a finite number > 0, not {self.gamma}"),
+            (all(finite(b) and 0 <= b < 1 for b in self.betas), f"betas must be in [0, 1), not {self.betas}"),
+            (finite(self.weight_decay) and self.weight_decay >= 0,
+             f"--weight-decay must be a finite number >= 0, not {self.weight_decay}"),
+            (finite(self.grad_clip) and self.grad_clip >= 0,
+             f"--grad-clip must be a finite number >= 0 (0: off), not {self.grad_clip}"),
+            (self.warmup >= 0, f"--warmup must be >= 0, not {self.warmup}"),
+            (self.eval_max >= 0, f"--eval-max must be >= 0 (0: the whole split), not {self.eval_max}"),
+            (self.threads >= 0, f"--threads must be >= 0 (0: automatic), not {self.threads}"),
             (self.device in ("auto", "cpu") or self.device.startswith("cuda"), f"unknown device {self.device!r} "
              "(cpu, cuda, cuda:N, auto)"),
         ]
@@ -174,40 +189,51 @@ def calibrate_batchnorm(model: torch.nn.Module, examples: Examples, device: torc
 
 
 class Interrupted(Exception):
-    """Ctrl-C during training; `saved` tells whether a checkpoint of the current step was written."""
+    """Ctrl-C (SIGINT) or SIGTERM during training; `saved` tells whether a checkpoint of the current step was
+    written; `exit_code` is the shell's convention for death by that signal (130, 143)."""
 
-    def __init__(self, out: Path, step: int, saved: bool):
+    def __init__(self, out: Path, step: int, saved: bool, signum: int = signal.SIGINT):
+        what = "interrupted" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
         if saved:
-            msg = f"interrupted at step {step}; checkpoint saved in {out} (continue with --resume)"
+            msg = f"{what} at step {step}; checkpoint saved in {out} (continue with --resume)"
         elif checkpoint.exists(out):
-            msg = f"interrupted at step {step}; the last checkpoint in {out} was kept (continue with --resume)"
+            msg = f"{what} at step {step}; the last checkpoint in {out} was kept (continue with --resume)"
         else:
-            msg = f"interrupted at step {step}, before any checkpoint was written"
+            msg = f"{what} at step {step}, before any checkpoint was written"
         super().__init__(msg)
-        self.out, self.step, self.saved = out, step, saved
+        self.out, self.step, self.saved, self.signum = out, step, saved, signum
+        self.exit_code = 128 + int(signum)
 
 
-class _StopOnCtrlC:
-    """Turns the first Ctrl-C into a flag that the loop reads between steps, so a checkpoint never holds half an
-    update. A second Ctrl-C interrupts at once. (Signals reach only the main thread; elsewhere it does nothing.)"""
+class _StopOnSignal:
+    """Turns the first SIGINT (Ctrl-C) or SIGTERM (a scheduler, a container stop, a shutdown) into a flag that
+    the loop reads between steps, so a checkpoint never holds half an update. A second signal interrupts at once.
+    (Signals reach only the main thread; elsewhere it does nothing.)"""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self) -> None:
-        self.requested = False
-        self._previous: Any = None
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    @property
+    def requested(self) -> bool:
+        return self.signum is not None
 
     def _handle(self, signum: int, frame: Any) -> None:
-        if self.requested:
+        if self.signum is not None:
             raise KeyboardInterrupt
-        self.requested = True
+        self.signum = signum
 
-    def __enter__(self) -> _StopOnCtrlC:
+    def __enter__(self) -> _StopOnSignal:
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
+            for sig in self.SIGNALS:
+                self._previous[sig] = signal.signal(sig, self._handle)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
 
 
 @dataclass
@@ -305,7 +331,7 @@ def _fit(model_name: str, model: models.LanguageModel, corpus: Corpus, cfg: Trai
         checkpoint.save(out, ckpt)
         ckpt.best_weights = None  # written once; later saves keep the file on disk
 
-    with _StopOnCtrlC() as stop:
+    with _StopOnSignal() as stop:
         log = _Metrics(out / METRICS, step)
         bar = _progress(progress, step, cfg.steps)
         loss_val = val = None
@@ -372,7 +398,7 @@ def _fit(model_name: str, model: models.LanguageModel, corpus: Corpus, cfg: Trai
             saved = step > 0 and not in_step
             if saved:
                 save()
-            raise Interrupted(out, step, saved) from None
+            raise Interrupted(out, step, saved, stop.signum or signal.SIGINT) from None
         finally:
             log.close()
             if bar is not None:
