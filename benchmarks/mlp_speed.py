@@ -107,7 +107,8 @@ def bare_loop(Xtr, Ytr, steps: int) -> float:
 
 
 def lecture2_settings(steps: int):
-    from makemore import presets, train
+    from makemore import presets
+    from makemore import training as train
 
     name, config, settings = presets.resolve(None, "lecture2")
     settings.update(steps=steps, eval_interval=10_000)
@@ -116,7 +117,7 @@ def lecture2_settings(steps: int):
 
 def ours(corpus, steps: int) -> float:
     """One `makemore.train.train` run of the lecture2 preset; seconds per step (the whole call)."""
-    from makemore import train
+    from makemore import training as train
 
     name, config, cfg = lecture2_settings(steps)
     out = tempfile.mkdtemp(prefix="mlp_speed_")
@@ -242,7 +243,8 @@ OURS_EVAL = re.compile(r"^EVAL step (\d+) val (\S+)")
 
 def ours_child(argv: list[str]) -> int:
     """`makemore train ...` with train.evaluate wrapped to print each val loss the moment it is computed."""
-    from makemore import cli, train
+    from makemore import cli
+    from makemore import training as train
 
     evaluate, steps = train.evaluate, [0]
 

@@ -62,13 +62,14 @@ def train_preset(preset: str, data: Path, root: Path, extra: list[str]) -> tuple
 
 
 def final_losses(out: Path, data: Path) -> dict[str, float]:
-    from makemore.data import Examples, load_corpus
-    from makemore.sample import load_model
-    from makemore.train import evaluate
+    from makemore.batches import examples_for
+    from makemore.checkpoint import load_model
+    from makemore.data import load_corpus
+    from makemore.training import evaluate
 
     loaded = load_model(out, "last")
     corpus = load_corpus(str(data), loaded.ckpt.data["mode"], vocab=loaded.vocab)
-    return {s: evaluate(loaded.model, Examples(corpus.items(s), loaded.vocab, loaded.model.block_size))
+    return {s: evaluate(loaded.model, examples_for(loaded.model, corpus.items(s), loaded.vocab))
             for s in ("train", "val")}
 
 

@@ -3,10 +3,11 @@ import json
 import pytest
 import torch
 
-from makemore import checkpoint, train
+from makemore import checkpoint
+from makemore import training as train
+from makemore.checkpoint import load_model
 from makemore.data import load_corpus
 from makemore.errors import MakemoreError
-from makemore.sample import load_model
 
 
 @pytest.fixture

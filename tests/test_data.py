@@ -3,7 +3,8 @@ import random
 import pytest
 import torch
 
-from makemore.data import Examples, Vocab, detect_mode, load_corpus, read_text
+from makemore.batches import ContextExamples as Examples
+from makemore.data import Vocab, detect_mode, load_corpus, read_text
 from makemore.errors import MakemoreError
 
 

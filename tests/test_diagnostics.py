@@ -3,15 +3,16 @@ import json
 import pytest
 import torch
 
-from makemore import diagnostics, models, train
+from makemore import diagnostics, models
+from makemore import training as train
+from makemore.batches import ContextExamples as Examples
 from makemore.cli import main
-from makemore.data import Examples
 
 
 @pytest.fixture(scope="module")
 def batch(names_corpus):
     ex = Examples(names_corpus.items("train"), names_corpus.vocab, 3)
-    return ex, *ex.sample(32, torch.Generator().manual_seed(0))
+    return ex, *ex.random_batch(32, torch.Generator().manual_seed(0))
 
 
 def build(name, **config):

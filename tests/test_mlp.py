@@ -1,8 +1,9 @@
 import pytest
 import torch
 
-from makemore import models, presets, train
-from makemore.data import Examples
+from makemore import models, presets
+from makemore import training as train
+from makemore.batches import ContextExamples as Examples
 
 
 def test_lecture2_initialisation_is_generator_exact():
@@ -34,7 +35,7 @@ def test_lecture3_scaled_initialisation():
 def test_first_loss_of_the_lectures(names_corpus):
     # Lecture 3: the raw init starts at a loss of ~27 (confidently wrong); the fixed one at ~3.3 = -log(1/27).
     ex = Examples(names_corpus.items("train"), names_corpus.vocab, 3)
-    X, Y = ex.sample(4096, torch.Generator().manual_seed(0))
+    X, Y = ex.random_batch(4096, torch.Generator().manual_seed(0))
     losses = {}
     for init in ("raw", "scaled"):
         m = models.build("mlp", models.make_config("mlp", vocab_size=27, init=init))

@@ -5,10 +5,12 @@ import signal
 import pytest
 import torch
 
-from makemore import checkpoint, train
+from makemore import checkpoint
+from makemore import training as train
+from makemore.batches import ContextExamples as Examples
+from makemore.checkpoint import load_model
 from makemore.data import load_corpus
 from makemore.errors import MakemoreError
-from makemore.sample import load_model
 
 SMALL = {"block_size": 3, "n_embd": 8, "n_hidden": 32}
 
@@ -82,7 +84,7 @@ def test_best_checkpoint_is_kept(corpus, tmp_path):
     ck = checkpoint.load(tmp_path)
     assert ck.best["val"] == pytest.approx(min(v for _, v in train.read_metrics(tmp_path / train.METRICS)[1]), abs=1e-6)
     best = load_model(tmp_path, "best").model
-    val = train.Examples(corpus.items("val"), corpus.vocab, 3)
+    val = Examples(corpus.items("val"), corpus.vocab, 3)
     assert train.evaluate(best, val) == pytest.approx(ck.best["val"], abs=1e-6)
     assert r.step == 60
 
@@ -115,7 +117,7 @@ def test_grad_clip_and_weight_decay_groups(corpus, tmp_path):
                 progress=False, callbacks=[grads])
     assert max(seen) <= 0.05 + 1e-6
     model = load_model(tmp_path).model
-    groups = train._decay_groups(model, 0.1)
+    groups = train.optim._decay_groups(model, 0.1)
     assert {p.dim() for p in groups[0]["params"]} == {2} and groups[1]["weight_decay"] == 0.0
 
 
@@ -140,7 +142,7 @@ def test_fast_sgd_step_is_bit_identical_to_torch(weight_decay):
             m.zero_grad()
             m(x).pow(2).mean().backward()
         opt_a.step()
-        train._plain_sgd_step(opt_b)
+        train.optim._plain_sgd_step(opt_b)
     assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
     assert opt_b.state_dict()["state"] == {}  # nothing a checkpoint would miss
 
@@ -149,9 +151,9 @@ def test_eval_max_limits_examples(corpus):
     from makemore import models
 
     model = models.build("mlp", models.make_config("mlp", vocab_size=corpus.vocab.size, **SMALL))
-    ex = train.Examples(corpus.items("train"), corpus.vocab, 3)
+    ex = Examples(corpus.items("train"), corpus.vocab, 3)
     first10 = train.loss_fn(model(ex.X[:10]), ex.Y[:10]).item()
-    assert train.evaluate(model, ex, max_examples=10) == pytest.approx(first10, rel=1e-6)
+    assert train.evaluate(model, ex, max_targets=10) == pytest.approx(first10, rel=1e-6)
 
 
 def test_threads_are_restored(corpus, tmp_path):

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import secrets
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +20,7 @@ import torch
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
+from makemore.atomic import atomic_write
 from makemore.errors import MakemoreError
 
 FORMAT = "makemore-checkpoint/1"
@@ -41,27 +40,6 @@ class Checkpoint:
     state: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)  # optimiser + RNG, for resume
     state_meta: dict[str, Any] = field(default_factory=dict)  # the non-tensor part of the optimiser state
     best_weights: dict[str, torch.Tensor] | None = field(default=None, repr=False)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside `path`, flush it to disk, then rename it over `path`."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes files 0600; give them the usual permissions
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _tensors_bytes(tensors: dict[str, torch.Tensor]) -> bytes:
@@ -179,3 +157,38 @@ def optimizer_from_flat(opt: torch.optim.Optimizer, tensors: dict[str, torch.Ten
             _, pid, k = key.split(".", 2)
             state.setdefault(int(pid), {})[k] = v
     opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+
+@dataclass
+class Trained:
+    """A trained model with what it needs to be used: its vocabulary and its checkpoint's record."""
+
+    model: Any  # models.LanguageModel
+    vocab: Any  # data.Vocab
+    ckpt: Checkpoint
+
+    def corpus(self):
+        """The file it was trained on, split as it was (refused if the file changed since)."""
+        from makemore.data import training_corpus
+
+        return training_corpus(self.ckpt.data, self.vocab)
+
+
+def load_model(out: str | Path, which: str = "best", device: str | torch.device = "cpu") -> Trained:
+    """The model in a checkpoint directory, in eval mode; `which` is "best" (lowest val loss) or "last"."""
+    from makemore import models
+    from makemore.data import Vocab
+
+    ckpt = load(out, state=False)
+    try:
+        model = models.build(ckpt.model, models.make_config(ckpt.model, **ckpt.config))
+        vocab = Vocab.from_json(ckpt.vocab)
+    except (TypeError, KeyError, AttributeError) as e:
+        raise MakemoreError(f"corrupt checkpoint in {out}: {e}") from None
+    weights = ckpt.best_weights if which == "best" and ckpt.best_weights is not None else ckpt.weights
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError:
+        raise MakemoreError(f"corrupt checkpoint in {out}: the weights do not fit a {ckpt.model} model") from None
+    model.to(device).eval()
+    return Trained(model, vocab, ckpt)

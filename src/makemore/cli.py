@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import sys
 from pathlib import Path
@@ -15,7 +16,7 @@ from makemore.errors import MakemoreError
 TRAIN_FLAGS = {  # flag -> TrainConfig field; None defaults mean "the preset's value"
     "steps": int, "batch_size": int, "optimizer": str, "lr": float, "momentum": float, "weight_decay": float,
     "schedule": str, "warmup": int, "min_lr": float, "gamma": float, "grad_clip": float, "eval_interval": int,
-    "eval_max": int, "seed": int, "device": str, "threads": int, "train_split": str,
+    "eval_max": int, "seed": int, "device": str, "threads": int, "train_split": str, "autocast": str,
 }
 
 
@@ -24,13 +25,11 @@ TRAIN_HELP = {
     "batch_size": "examples per step; 0 means the whole training split every step (full-batch descent)",
     "lr": "learning rate, a finite number > 0 (the peak rate of a schedule)",
     "eval_interval": "steps between evaluations on val (and checkpoints)",
-    "eval_max": "examples per evaluation; 0 means the whole val split",
+    "eval_max": "target characters per evaluation; 0 means the whole val split",
     "threads": "CPU threads; 0 chooses (one for small models)",
     "train_split": "the split to fit: train (default) or all",
+    "autocast": "bf16 autocast: auto (on CUDA with bf16), bf16 (also on CPU) or off",
 }
-
-RESUME_FIXED = ("optimizer", "momentum", "weight_decay")
-
 
 def _value(text: str) -> Any:
     try:
@@ -47,46 +46,38 @@ def _key_value(text: str) -> tuple[str, Any]:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from makemore import checkpoint, models, presets, train
+    from makemore import checkpoint, models, presets, training
     from makemore.data import load_corpus
 
     out = Path(args.out or f"runs/{args.preset or args.model or 'mlp'}")
     if out.exists() and not out.is_dir():
         raise MakemoreError(f"--out {out} is a file, not a directory")
     if args.resume:
-        if not checkpoint.exists(out):
-            raise MakemoreError(f"nothing to resume: no checkpoint in {out}")
         if args.data is not None or args.model or args.preset:
             raise MakemoreError("--resume continues the run as it was: drop --data, --model and --preset")
-        saved = checkpoint.load(out, state=False)
-        model = saved.model
+        saved = training.saved_run(out)
+        model, settings = saved.model, saved.train
         config = {k: v for k, v in saved.config.items() if k != "vocab_size"}
-        settings = saved.train
-        for key in RESUME_FIXED:  # the optimiser's saved state only fits the optimiser it came from
-            if getattr(args, key) is not None and getattr(args, key) != settings.get(key):
-                raise MakemoreError(f"--{key.replace('_', '-')} cannot change when resuming "
-                                    f"(the run uses {settings.get(key)})")
-        data, mode = saved.data["source"], saved.data["mode"]
+        data, mode, seed = saved.data["source"], saved.data["mode"], int(saved.data.get("split_seed", 42))
     else:
-        ours = [f for f in (checkpoint.META, train.METRICS, "loss.png") if (out / f).exists()]
+        ours = [f for f in (checkpoint.META, training.METRICS, "loss.png") if (out / f).exists()]
         if ours and not args.force:
             raise MakemoreError(f"{out} already holds a run ({', '.join(ours)}): --resume to continue it, "
                                 "--force to replace it")
         model, config, settings = presets.resolve(args.model, args.preset)
-        data, mode = args.data or "names", args.mode
+        data, mode, seed = args.data or "names", args.mode, 42
     config.update(dict(args.set or []))
     if args.smoothing is not None:
         config["smoothing"] = args.smoothing
     settings.update({k: getattr(args, k) for k in TRAIN_FLAGS if getattr(args, k) is not None})
     if args.milestones is not None:
         settings["milestones"] = args.milestones
-    if args.calibrate_bn:
-        settings["calibrate_bn"] = True
-    if args.compile:
-        settings["compile"] = True
-    cfg = train.TrainConfig.from_dict(settings)
+    for flag in ("calibrate_bn", "compile"):
+        if getattr(args, flag):
+            settings[flag] = True
+    cfg = training.TrainConfig.from_dict(settings)
     models.make_config(model, **config)  # unknown model or setting: say so before reading any data
-    corpus = load_corpus(data, mode)
+    corpus = load_corpus(data, mode, seed=seed)
     callbacks = []
     if args.diagnose:
         from makemore import diagnostics
@@ -95,30 +86,28 @@ def cmd_train(args: argparse.Namespace) -> int:
         recorder = diagnostics.UpdateRecorder(every=max(1, cfg.steps // 500))
         callbacks.append(recorder)
     try:
-        result = train.train(model, config, corpus, cfg, out, resume=args.resume, progress=not args.quiet,
-                             callbacks=callbacks)
-    except train.Interrupted as e:
+        result = training.train(model, config, corpus, cfg, out, resume=args.resume, progress=not args.quiet,
+                                callbacks=callbacks)
+    except training.Interrupted as e:
         print(f"makemore: {e}", file=sys.stderr)
         return e.exit_code
     finally:
-        if (out / train.METRICS).exists():
+        if (out / training.METRICS).exists():
             from makemore import plots
 
-            plots.loss_curve(out / train.METRICS, out / "loss.png")
+            plots.loss_curve(out / training.METRICS, out / "loss.png")
     print(f"step {result.step}: train loss {_fmt(result.train_loss)}, val loss {_fmt(result.val_loss)}"
           f" ({result.seconds:.1f} s)")
     if args.diagnose:
-        from makemore.data import Examples
-        from makemore.sample import load_model
+        from makemore.batches import examples_for
 
-        model = load_model(out, "last").model
-        examples = Examples(corpus.items("train"), corpus.vocab, model.block_size)
-        diagnostics.write_all(model, examples, recorder, out / "diagnostics", seed=cfg.seed)
+        examples = examples_for(result.model, corpus.items("train"), corpus.vocab)
+        diagnostics.write_all(result.model, examples, recorder, out / "diagnostics", seed=cfg.seed)
         print(f"diagnostics written to {out}/diagnostics", file=sys.stderr)
     if args.samples:
-        from makemore.sample import load_model, sample
+        from makemore.sampling import make_more
 
-        print(*sample(load_model(out), args.samples, seed=cfg.seed), sep="\n")
+        print(*make_more(checkpoint.load_model(out), args.samples, seed=cfg.seed), sep="\n")
     return 0
 
 
@@ -126,50 +115,51 @@ def _fmt(x: float | None) -> str:
     return "-" if x is None else f"{x:.4f}"
 
 
-def training_corpus(loaded):
-    """The file a checkpoint was trained on, split as it was; refused if the file changed since."""
-    from makemore.data import load_corpus
-
-    data = loaded.ckpt.data
-    corpus = load_corpus(data["source"], data["mode"], vocab=loaded.vocab)
-    if corpus.fingerprint != data.get("sha256"):
-        raise MakemoreError(f"{data['source']} changed since the model was trained on it, so its splits are not the "
-                            "training splits any more (`makemore eval --data FILE` evaluates on it anyway)")
-    return corpus
-
-
 def cmd_sample(args: argparse.Namespace) -> int:
-    from makemore.sample import load_model, sample
+    from makemore.checkpoint import load_model
+    from makemore.sampling import make_more, stream
 
-    loaded = load_model(args.out, "last" if args.last else "best")
+    trained = load_model(args.out, "last" if args.last else "best")
+    options = {"prompt": args.prompt, "temperature": args.temperature, "top_k": args.top_k, "max_len": args.max_len}
+    if not trained.vocab.boundary:  # text: shown as it is made, sample after sample
+        import torch
+
+        gen = torch.Generator().manual_seed(args.seed)
+        for i in range(1 if args.n is None else args.n):
+            sys.stdout.write("\n---\n" if i else "")
+            for piece in stream(trained.model, trained.vocab, generator=gen, **options):
+                sys.stdout.write(piece)
+                sys.stdout.flush()
+        sys.stdout.write("\n")
+        return 0
     unique = None
     if args.unique:
-        if not loaded.vocab.boundary:
+        if not trained.vocab.boundary:
             raise MakemoreError("--unique needs a model trained on lines (items to compare samples against)")
-        unique = set(training_corpus(loaded).items("all"))
-    samples = sample(loaded, args.n, seed=args.seed, unique_against=unique, prompt=args.prompt,
-                     temperature=args.temperature, top_k=args.top_k, max_len=args.max_len)
-    print(*samples, sep="\n" if loaded.vocab.boundary else "\n---\n")
+        unique = set(trained.corpus().items("all"))
+    samples = make_more(trained, 20 if args.n is None else args.n, seed=args.seed, unique_against=unique, **options)
+    print(*samples, sep="\n")
     return 0
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from makemore.data import Examples, load_corpus
-    from makemore.sample import load_model
-    from makemore.train import evaluate
+    from makemore.batches import examples_for
+    from makemore.checkpoint import load_model
+    from makemore.data import load_corpus
+    from makemore.training import evaluate
 
-    loaded = load_model(args.out, "last" if args.last else "best")
+    trained = load_model(args.out, "last" if args.last else "best")
     if args.data:
-        corpus = load_corpus(args.data, loaded.ckpt.data["mode"], vocab=loaded.vocab)
+        corpus = load_corpus(args.data, trained.ckpt.data["mode"], vocab=trained.vocab)
     else:
-        corpus = training_corpus(loaded)
+        corpus = trained.corpus()
     splits = [s for s in args.split.split(",") if s] or ["train", "val", "test"]
     if args.split == "train,val,test":
         splits = [s for s in splits if s in corpus.splits]
     losses = {}
     for s in splits:
-        examples = Examples(corpus.items(s), loaded.vocab, loaded.model.block_size)
-        losses[s] = evaluate(loaded.model, examples) if len(examples) else None  # an empty split has no loss
+        examples = examples_for(trained.model, corpus.items(s), trained.vocab)
+        losses[s] = evaluate(trained.model, examples) if examples.n_targets else None  # an empty split: no loss
     if args.json:
         print(json.dumps(losses))
     else:
@@ -179,26 +169,26 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _model_from_args(args: argparse.Namespace):
-    """A trained model from --out, or a freshly initialised one from --model/--preset/--set, and its corpus."""
-    import torch
-
-    from makemore import models, presets
+    """A trained model from --out, or a freshly initialised one from --model/--preset/--set; its training
+    examples and settings, and the step it reached (None for a fresh model)."""
+    from makemore import presets, training
+    from makemore.batches import examples_for
     from makemore.data import load_corpus
-    from makemore.train import TrainConfig
 
     if args.out:
-        from makemore.sample import load_model
+        from makemore.checkpoint import load_model
 
-        loaded = load_model(args.out, "last")
-        corpus = training_corpus(loaded)
-        return loaded.model, corpus, TrainConfig.from_dict(loaded.ckpt.train), loaded.ckpt.step
-    name, config, settings = presets.resolve(args.model, args.preset)
-    config.update(dict(args.set or []))
-    corpus = load_corpus(args.data, args.mode)
-    cfg = TrainConfig.from_dict(settings)
-    torch.manual_seed(cfg.seed)
-    model = models.build(name, models.make_config(name, **config, vocab_size=corpus.vocab.size))
-    return model, corpus, cfg, None
+        trained = load_model(args.out, "last")
+        model, corpus = trained.model, trained.corpus()
+        cfg, step = training.TrainConfig.from_dict(trained.ckpt.train), trained.ckpt.step
+    else:
+        name, config, settings = presets.resolve(args.model, args.preset)
+        config.update(dict(args.set or []))
+        corpus = load_corpus(args.data, args.mode)
+        cfg, step = training.TrainConfig.from_dict(settings), None
+        model = training.build_model(name, config, corpus.vocab.size, cfg.seed)
+    _require_trainable(model)
+    return model, examples_for(model, corpus.items("train"), corpus.vocab), cfg, step
 
 
 def _require_trainable(model) -> None:
@@ -212,12 +202,9 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     import torch
 
     from makemore import diagnostics
-    from makemore.data import Examples
 
-    model, corpus, cfg, step = _model_from_args(args)
-    _require_trainable(model)
-    examples = Examples(corpus.items("train"), corpus.vocab, model.block_size)
-    X, Y = examples.sample(args.batch_size, torch.Generator().manual_seed(args.seed))
+    model, examples, cfg, step = _model_from_args(args)
+    X, Y = examples.random_batch(args.batch_size, torch.Generator().manual_seed(args.seed))
     snap = diagnostics.snapshot(model, X, Y)
     at = None if step is None else min(step, max(cfg.steps - 1, 0))  # the rate the run had reached
     updates = diagnostics.probe_updates(model, examples, cfg, steps=args.probe_steps, seed=args.seed, at_step=at)
@@ -233,11 +220,8 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
 
 def cmd_lr_find(args: argparse.Namespace) -> int:
     from makemore import diagnostics, plots
-    from makemore.data import Examples
 
-    model, corpus, cfg, _ = _model_from_args(args)
-    _require_trainable(model)
-    examples = Examples(corpus.items("train"), corpus.vocab, model.block_size)
+    model, examples, cfg, _ = _model_from_args(args)
     exps, losses, lr = diagnostics.lr_find(model, examples, cfg, args.min, args.max, args.num, args.seed)
     path = plots.lr_find(exps, losses, lr, args.file)
     print(f"suggested lr {lr:.3g} (10^{math.log10(lr):.2f}); plot: {path}")
@@ -271,34 +255,29 @@ def cmd_plot(args: argparse.Namespace) -> int:
     from makemore import plots
 
     if args.what == "counts":
-        import torch
-
-        from makemore.data import Examples, load_corpus
-        from makemore.models.bigram import BigramCounts, BigramCountsConfig
+        from makemore.data import load_corpus
+        from makemore.models.bigram import count_bigrams
 
         corpus = load_corpus(args.data, "lines")
-        ex = Examples(corpus.items("all"), corpus.vocab, 1)
-        model = BigramCounts(BigramCountsConfig(vocab_size=corpus.vocab.size))
-        model.fit(*ex.batch(torch.arange(len(ex))))
-        path = plots.counts_heatmap(model.counts, corpus.vocab.itos, args.file or "counts.png")
+        path = plots.counts_heatmap(count_bigrams(corpus), corpus.vocab.itos, args.file or "counts.png")
     else:
         if args.out is None:
             raise MakemoreError(f"plot {args.what} needs --out, the checkpoint directory")
         out = Path(args.out)
         if args.what == "loss":
-            from makemore.train import METRICS
+            from makemore.training import METRICS
 
             if not (out / METRICS).is_file():
                 raise MakemoreError(f"no {METRICS} in {out}")
             path = plots.loss_curve(out / METRICS, args.file or out / "loss.png")
         else:
-            from makemore.sample import load_model
+            from makemore.checkpoint import load_model
 
-            loaded = load_model(out)
-            C = dict(loaded.model.named_parameters()).get("C")
+            trained = load_model(out)
+            C = dict(trained.model.named_parameters()).get("C")
             if C is None:
-                raise MakemoreError(f"a {loaded.ckpt.model} model has no embedding table C to plot")
-            path = plots.embedding_scatter(C, loaded.vocab.itos, args.file or out / "embedding.png")
+                raise MakemoreError(f"a {trained.ckpt.model} model has no embedding table C to plot")
+            path = plots.embedding_scatter(C, trained.vocab.itos, args.file or out / "embedding.png")
     print(path)
     return 0
 
@@ -333,13 +312,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("sample", help="generate new text from a trained model")
     s.add_argument("--out", required=True, help="checkpoint directory")
-    s.add_argument("-n", type=int, default=20, help="how many samples (default 20)")
+    s.add_argument("-n", type=int, help="how many samples (default 20 items, or 1 text)")
     s.add_argument("--temperature", type=float, default=1.0)
     s.add_argument("--top-k", type=int)
     s.add_argument("--prompt", default="", help="text the samples start with")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--unique", action="store_true", help="drop samples that appear in the training data")
-    s.add_argument("--max-len", type=int, help="characters per sample at most (default 64 lines, 500 text)")
+    s.add_argument("--max-len", "--max-tokens", type=int, dest="max_len",
+                   help="new characters per sample at most (default 64 for items, 500 for text)")
     s.add_argument("--last", action="store_true", help="use the last weights, not the best on val")
     s.set_defaults(func=cmd_sample)
 
@@ -383,13 +363,23 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is at the time (it may be replaced after the handler is made)."""
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    import logging
-
     log = logging.getLogger("makemore")  # the library reports through this logger; the CLI shows it on stderr
     if not log.handlers:
-        handler = logging.StreamHandler()
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("%(message)s"))
         log.addHandler(handler)
         log.setLevel(logging.INFO)

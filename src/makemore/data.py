@@ -1,29 +1,21 @@
-"""Reading text, the character vocabulary, the splits, and the (context -> next character) examples.
-
-Every model sees the data the same way: a 1-D stream of token ids and the positions in it that are
-prediction targets. The context of a target at position p is stream[p - block_size : p]. In `lines` mode each
-item is preceded by block_size boundary tokens (id 0, shown as '.') and followed by one, so a context never
-reaches into the previous item and the examples are exactly the lectures' (context '...' -> 'e', ...).
-"""
+"""Reading text, the character vocabulary and the splits. (How the splits become batches: batches.py.)"""
 
 from __future__ import annotations
 
 import functools
 import hashlib
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from makemore.errors import MakemoreError
 
-if TYPE_CHECKING:
-    import torch
-
 Mode = Literal["lines", "text"]
-BOUNDARY = "."  # how token 0 is shown in lines mode, as in the lectures
+BOUNDARY = "."  # how token 0 is shown in lines mode, as in the lectures, when '.' is not a character of the data
+BOUNDARY_FALLBACKS = ("<.>", "<|>", "<eos>")  # its name when the data has its own '.'
 BUNDLED = {"names": "datasets/names.txt"}
 SPLITS = ("train", "val", "test")
 
@@ -84,9 +76,15 @@ class Vocab:
         """`text` is every character the model must know: the items joined (lines) or the whole text."""
         return cls(tuple(sorted(set(text))), boundary=mode == "lines")
 
+    @functools.cached_property
+    def boundary_name(self) -> str:
+        """How the boundary token is printed (plots, tables): '.' as in the lectures, unless the data has a '.' of
+        its own (e.g. "st. john"), when the two would read alike."""
+        return next(n for n in (BOUNDARY, *BOUNDARY_FALLBACKS) if n not in self.chars)
+
     @property
     def itos(self) -> list[str]:
-        return [BOUNDARY, *self.chars] if self.boundary else list(self.chars)
+        return [self.boundary_name, *self.chars] if self.boundary else list(self.chars)
 
     @functools.cached_property
     def stoi(self) -> dict[str, int]:
@@ -126,6 +124,11 @@ class Corpus:
     vocab: Vocab
     fingerprint: str
     source: str
+    seed: int = 42  # the shuffle's seed (lines mode): with the file's checksum, it fixes the split
+
+    def describe(self) -> dict:
+        """What a checkpoint records to find and split the file again."""
+        return {"source": self.source, "mode": self.mode, "sha256": self.fingerprint, "split_seed": self.seed}
 
     def items(self, split: str) -> list[str]:
         if split == "all":
@@ -160,62 +163,13 @@ def load_corpus(data: str, mode: str = "auto", seed: int = 42, vocab: Vocab | No
         raise MakemoreError(f"the model was trained in {'lines' if vocab.boundary else 'text'} mode, "
                             f"but {data} was read in {mode} mode (use --mode)")
     source = data if data in BUNDLED else str(Path(data).resolve())  # found again from any directory
-    return Corpus(mode, splits, vocab, fingerprint, source)  # type: ignore[arg-type]
+    return Corpus(mode, splits, vocab, fingerprint, source, seed)  # type: ignore[arg-type]
 
 
-class Examples:
-    """All (context, target) examples of some items, as a token stream and target positions."""
-
-    # Materialise X and Y up front when they are small: indexing them is as cheap as a bare training loop.
-    MATERIALISE_LIMIT = 64_000_000
-
-    def __init__(self, items: list[str], vocab: Vocab, block_size: int):
-        import torch
-
-        self.block_size = block_size
-        stream: list[int] = []
-        targets: list[int] = []
-        if vocab.boundary:
-            for item in items:
-                stream.extend([0] * block_size)
-                start = len(stream)
-                stream.extend(vocab.encode(item))
-                stream.append(0)
-                targets.extend(range(start, len(stream)))
-        else:
-            for text in items:
-                offset = len(stream)
-                stream.extend(vocab.encode(text))
-                targets.extend(range(offset + block_size, len(stream)))
-        self.stream = torch.tensor(stream, dtype=torch.long)
-        self.targets = torch.tensor(targets, dtype=torch.long)
-        self._offsets = torch.arange(-block_size, 0)
-        self.X: torch.Tensor | None = None
-        self.Y: torch.Tensor | None = None
-        if len(targets) * block_size <= self.MATERIALISE_LIMIT:
-            self.X, self.Y = self._gather(self.targets)
-
-    def __len__(self) -> int:
-        return len(self.targets)
-
-    def _gather(self, pos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.stream[pos[:, None] + self._offsets], self.stream[pos]
-
-    def batch(self, ix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Examples number ix: contexts (len(ix), block_size) and targets (len(ix),)."""
-        if self.X is not None:
-            return self.X[ix], self.Y[ix]
-        return self._gather(self.targets[ix])
-
-    def sample(self, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        import torch
-
-        return self.batch(torch.randint(0, len(self), (batch_size,), generator=generator))
-
-    def chunks(self, size: int = 65536, limit: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """The first `limit` examples (default all) in order, `size` at a time."""
-        import torch
-
-        end = len(self) if limit is None else min(limit, len(self))
-        for start in range(0, end, size):
-            yield self.batch(torch.arange(start, min(start + size, end)))
+def training_corpus(data: dict, vocab: Vocab) -> Corpus:
+    """The file a checkpoint was trained on (its `data` record), split as it was; refused if it changed since."""
+    corpus = load_corpus(data["source"], data["mode"], seed=int(data.get("split_seed", 42)), vocab=vocab)
+    if corpus.fingerprint != data.get("sha256"):
+        raise MakemoreError(f"{data['source']} changed since the model was trained on it, so its splits are not the "
+                            "training splits any more (`makemore eval --data FILE` evaluates on it anyway)")
+    return corpus

@@ -17,8 +17,8 @@ import torch
 from torch import Tensor, nn
 
 from makemore import nn as mnn
-from makemore.data import Examples
-from makemore.train import StepInfo, TrainConfig, loss_fn
+from makemore.batches import Examples
+from makemore.training import StepInfo, Stepper, TrainConfig, loss_fn, lr_at
 
 SATURATED = 0.97  # |tanh| beyond this passes almost no gradient back (1 - t**2 < 0.06)
 # A Kaiming-initialised tanh layer (pre-activation std 5/3) has ~21% of |t| beyond 0.97 by design; well past
@@ -146,30 +146,23 @@ def probe_updates(model: nn.Module, examples: Examples, cfg: TrainConfig, steps:
     schedule's rate for step `at_step` (default: the peak rate, after any warm-up)."""
     import copy
 
-    from makemore.train import OPTIMIZERS, lr_at
-
     at_step = cfg.warmup if at_step is None else at_step
     probe = copy.deepcopy(model).train()
-    opt = OPTIMIZERS[cfg.optimizer](probe, cfg)
+    step_once = _plain_stepper(probe, cfg)
     gen = torch.Generator().manual_seed(seed)
     rec = UpdateRecorder()
     lr = lr_at(at_step, cfg)
-    for group in opt.param_groups:
-        group["lr"] = lr
+    step_once.set_lr(lr)
     for step in range(steps):
-        rec(StepInfo(step, lr, _step(probe, opt, examples, cfg.batch_size, gen), probe))
+        rec(StepInfo(step, lr, step_once(*examples.random_batch(cfg.batch_size or 32, gen)).item(), probe))
     return rec
 
 
-def _step(model: nn.Module, opt: torch.optim.Optimizer, examples: Examples, batch_size: int,
-          gen: torch.Generator) -> float:
-    """One plain optimiser step on a random batch (no schedule, no clipping); returns the loss."""
-    X, Y = examples.sample(batch_size or 32, gen)
-    loss = loss_fn(model(X), Y)
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    opt.step()
-    return loss.item()
+def _plain_stepper(model: nn.Module, cfg: TrainConfig) -> Stepper:
+    """The trainer's own step, on the CPU, without clipping: what one step at a given rate does."""
+    import dataclasses
+
+    return Stepper(model, dataclasses.replace(cfg, grad_clip=0.0), torch.device("cpu"))
 
 
 def write_plots(snap: Snapshot, updates: UpdateRecorder | None, folder: str | Path) -> list[Path]:
@@ -209,17 +202,14 @@ def lr_find(model: nn.Module, examples: Examples, cfg: TrainConfig, lo: float = 
             num: int = 1000, seed: int = 0) -> tuple[list[float], list[float], float]:
     """The lecture's search: one step at each of `num` rates 10**linspace(lo, hi) in turn, recording the loss.
     The suggestion is the rate where the smoothed loss is lowest, before it climbs again."""
-    from makemore.train import OPTIMIZERS
-
     exps = torch.linspace(lo, hi, num).tolist()
-    opt = OPTIMIZERS[cfg.optimizer](model, cfg)
+    step_once = _plain_stepper(model, cfg)
     gen = torch.Generator().manual_seed(seed)
     model.train()
     losses = []
     for e in exps:
-        for group in opt.param_groups:
-            group["lr"] = 10**e
-        loss = _step(model, opt, examples, cfg.batch_size, gen)
+        step_once.set_lr(10**e)
+        loss = step_once(*examples.random_batch(cfg.batch_size or 32, gen)).item()
         losses.append(loss if math.isfinite(loss) else math.inf)
     window = max(1, num // 20)
     kernel = torch.ones(window) / window
@@ -233,7 +223,7 @@ def lr_find(model: nn.Module, examples: Examples, cfg: TrainConfig, lo: float = 
 def write_all(model: nn.Module, examples: Examples, updates: UpdateRecorder | None, folder: str | Path,
               batch_size: int = 32, seed: int = 0) -> list[Path]:
     """The plots for one batch of `examples`, plus the update ratios recorded during training."""
-    X, Y = examples.sample(batch_size, torch.Generator().manual_seed(seed))
+    X, Y = examples.random_batch(batch_size, torch.Generator().manual_seed(seed))
     paths = write_plots(snapshot(model, X, Y), updates, folder)
     if updates is not None:
         updates.write_csv(Path(folder) / "update_ratios.csv")

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from makemore.checkpoint import atomic_write
+from makemore.atomic import atomic_write
 
 if TYPE_CHECKING:
     import torch
@@ -51,7 +51,7 @@ def loss_curve(metrics_csv: str | Path, path: str | Path) -> Path | None:
     """log10 of the training loss per step, its running mean, and the val evaluations."""
     import numpy as np
 
-    from makemore.train import read_metrics
+    from makemore.training import read_metrics
 
     steps, vals = read_metrics(metrics_csv)
     if not steps:

@@ -16,8 +16,8 @@ import random
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from makemore.atomic import atomic_write
 from makemore.errors import MakemoreError
-from makemore.micrograd.draw import write_atomically
 from makemore.micrograd.engine import Value
 from makemore.micrograd.nn import MLP
 
@@ -180,4 +180,4 @@ def plot_decision_boundary(
     ax.set_ylim(y_min, y_max)
     ax.set_title("micrograd MLP(2, [16, 16, 1]) decision boundary")
     fmt = os.path.splitext(os.fspath(path))[1].lstrip(".").lower() or "png"
-    write_atomically(path, lambda f: fig.savefig(f, format=fmt))
+    atomic_write(path, lambda f: fig.savefig(f, format=fmt))

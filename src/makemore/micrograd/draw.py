@@ -8,17 +8,16 @@ drawn as a ``const`` record.  ``graphviz`` is imported only when drawing.
 from __future__ import annotations
 
 import os
-import uuid
-from collections.abc import Callable
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING
 
+from makemore.atomic import atomic_write
 from makemore.errors import MakemoreError
 from makemore.micrograd.engine import Value
 
 if TYPE_CHECKING:
     import graphviz
 
-__all__ = ["trace", "draw_dot", "render", "write_atomically"]
+__all__ = ["trace", "draw_dot", "render"]
 
 
 def trace(root: Value) -> tuple[list[Value], list[tuple[Value, Value]]]:
@@ -107,26 +106,5 @@ def render(root: Value, path: str | os.PathLike[str], format: str | None = None,
     except graphviz.CalledProcessError as e:
         detail = (e.stderr or b"").decode(errors="replace").strip().splitlines()
         raise MakemoreError(f"dot failed: {detail[0] if detail else e}") from e
-    write_atomically(path, lambda f: f.write(data))
+    atomic_write(path, data)
     return path
-
-
-def write_atomically(path: str | os.PathLike[str], write: Callable[[BinaryIO], object]) -> None:
-    """Call ``write(f)`` on a new temporary file beside ``path``, then rename it to ``path``.
-
-    A reader never sees a half-written file, and a failure leaves any old file intact.
-    """
-    path = os.fspath(path)
-    directory, base = os.path.split(os.path.abspath(path))
-    tmp = os.path.join(directory, f".{base}.{uuid.uuid4().hex[:12]}.tmp")
-    try:
-        try:
-            with open(tmp, "xb") as f:  # not mkstemp: the file gets the usual umask permissions
-                write(f)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
-    except OSError as e:
-        raise MakemoreError(f"cannot write {path}: {e.strerror or e}") from e

@@ -1,6 +1,13 @@
-"""The model zoo. Importing a model's module registers it under its name."""
+"""The model zoo. Every module in this package registers its models when imported; all are imported here, so a
+new model file needs no edit anywhere else."""
 
-from makemore.models import bigram, mlp  # noqa: F401  (registration side effects)
+import importlib
+import pkgutil
+
 from makemore.models.registry import MODELS, LanguageModel, ModelConfig, build, get, make_config
+
+for _module in pkgutil.iter_modules(__path__):
+    if _module.name != "registry":
+        importlib.import_module(f"{__name__}.{_module.name}")
 
 __all__ = ["MODELS", "LanguageModel", "ModelConfig", "build", "get", "make_config"]

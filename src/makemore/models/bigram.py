@@ -1,4 +1,7 @@
-"""Lecture makemore 1: the bigram model, by counting and as a one-layer neural net."""
+"""Lecture makemore 1: the bigram model, by counting and as a one-layer neural net.
+
+Both are sequence models: each position's logits depend on that position's token alone, so a (B, T) batch
+gives (B, T, V) logits, as lecture 7's bigram baseline on text does."""
 
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ class BigramCountsConfig(ModelConfig):
 
 @register("bigram-counts", BigramCountsConfig, "bigram probabilities from counts with add-k smoothing")
 class BigramCounts(LanguageModel):
+    kind = "sequence"
     trainable = False
 
     def __init__(self, config: BigramCountsConfig):
@@ -27,7 +31,8 @@ class BigramCounts(LanguageModel):
 
     def fit(self, X: Tensor, Y: Tensor) -> None:
         v = self.config.vocab_size
-        pairs = torch.bincount(X[:, -1] * v + Y, minlength=v * v)
+        keep = Y >= 0  # not padding
+        pairs = torch.bincount(X[keep] * v + Y[keep], minlength=v * v)
         self.counts.copy_(pairs.view(v, v).to(self.counts.dtype))
 
     def log_probs(self) -> Tensor:
@@ -36,7 +41,7 @@ class BigramCounts(LanguageModel):
 
     def forward(self, idx: Tensor) -> Tensor:
         # Log-probabilities are logits whose softmax is the count-based distribution itself.
-        return self.log_probs()[idx[:, -1]]
+        return self.log_probs()[idx]
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,8 @@ class BigramConfig(ModelConfig):
 
 @register("bigram", BigramConfig, "neural bigram: one linear layer on one-hot characters")
 class Bigram(LanguageModel):
+    kind = "sequence"
+
     def __init__(self, config: BigramConfig):
         super().__init__()
         self.config = config
@@ -55,7 +62,17 @@ class Bigram(LanguageModel):
 
     def forward(self, idx: Tensor) -> Tensor:
         # one_hot(idx) @ W picks row idx of W; indexing gives the same logits without the one-hot matmul.
-        return self.W[idx[:, -1]]
+        return self.W[idx]
 
     def penalty(self) -> Tensor:
         return self.config.l2 * (self.W**2).mean()
+
+
+def count_bigrams(corpus) -> Tensor:
+    """The (vocab x vocab) table of how often each character follows each other in every item of a corpus: the
+    first figure of lecture 1."""
+    from makemore.batches import SequenceExamples
+
+    model = BigramCounts(BigramCountsConfig(vocab_size=corpus.vocab.size))
+    model.fit(*SequenceExamples(corpus.items("all"), corpus.vocab, 1).all())
+    return model.counts

@@ -29,14 +29,31 @@ class ModelConfig:
 
 
 class LanguageModel(nn.Module):
-    """Maps contexts (B, block_size) of token ids to logits (B, vocab_size) of the next token."""
+    """A character-level language model. `kind` says what it reads and predicts, and so which batches it is fed
+    (batches.py); the loss, evaluation and sampling are the same code for both kinds:
+
+    - "context": idx (B, block_size) -> logits (B, vocab_size) of the token after the context.
+    - "sequence": idx (B, T), T <= block_size -> logits (B, T, vocab_size), position t predicting token t+1 from
+      tokens 0..t only (causal).
+    """
 
     config: ModelConfig
+    kind: ClassVar[str] = "context"
     trainable: ClassVar[bool] = True  # False: fitted by fit() (counting), not by gradient descent
     manual_gradients: ClassVar[bool] = False  # True: forward_backward() fills .grad by hand, no autograd
+    cached: ClassVar[bool] = False  # True: forward_cached() carries a state (KV cache, hidden state) in generation
 
     @property
     def block_size(self) -> int:
+        return self.config.block_size
+
+    def config_dict(self) -> dict[str, Any]:
+        """The config as plain JSON data, as a checkpoint stores it."""
+        return dataclasses.asdict(self.config)
+
+    @property
+    def context_limit(self) -> int | None:
+        """The most tokens the model can look back on when generating (None: unbounded, as a recurrent net)."""
         return self.config.block_size
 
     def penalty(self) -> Tensor | None:
@@ -49,6 +66,11 @@ class LanguageModel(nn.Module):
     def forward_backward(self, idx: Tensor, targets: Tensor) -> Tensor:
         """For manual_gradients models: the mean loss of the batch, with every parameter's .grad set by hand.
         The trainer calls it under torch.no_grad()."""
+        raise NotImplementedError
+
+    def forward_cached(self, idx: Tensor, state: Any) -> tuple[Tensor, Any]:
+        """For cached sequence models: logits (B, t, V) for idx (B, t), the tokens that follow those already in
+        `state` (None: nothing yet), and the state after them. Equal to forward() on the whole sequence."""
         raise NotImplementedError
 
 
@@ -65,6 +87,8 @@ MODELS: dict[str, Entry] = {}
 
 def register(name: str, config: type[ModelConfig], help: str) -> Callable[[type], type]:
     def add(cls: type[LanguageModel]) -> type[LanguageModel]:
+        if cls.kind not in ("context", "sequence"):
+            raise TypeError(f"{cls.__name__}.kind must be 'context' or 'sequence'")
         MODELS[name] = Entry(name, config, cls, help)
         return cls
 

@@ -1,0 +1,45 @@
+"""Writing a file so that a reader (or a crash) never sees half of it: the one helper every writer uses.
+
+Kept free of torch so that the scalar engine's drawings can use it too.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+from makemore.errors import MakemoreError
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write(path: str | os.PathLike[str], data: bytes | Callable[[BinaryIO], object]) -> None:
+    """Write `data` (bytes, or a function that writes to a binary file) to a temporary file beside `path`, flush
+    it to disk, then rename it over `path`. A failure leaves any old file intact and no temporary behind."""
+    path = Path(path)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise MakemoreError(f"cannot write {path}: {e.strerror or e}") from None
+    try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes files 0600; give them the usual permissions
+        with os.fdopen(fd, "wb") as f:
+            if callable(data):
+                data(f)
+            else:
+                f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as e:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            raise MakemoreError(f"cannot write {path}: {e.strerror or e}") from None
+        raise

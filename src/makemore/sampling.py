@@ -1,0 +1,169 @@
+"""Making more: generation for every model, with temperature, top-k, a prompt, a seed, batches of samples,
+samples that are new (not in the training data), and text streamed as it is made.
+
+A context model sees the last block_size tokens at each step. A sequence model with a state (KV cache, hidden
+state) is fed only the new token at each step; one without a state is re-run on its window. A cached model
+with a bounded context, once its window is full, starts a new window on the last half of the tokens (the cache
+is refilled from them): the uncached path follows the same windows, so both give the same output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from makemore.batches import BOUNDARY_ID
+from makemore.checkpoint import Trained
+from makemore.data import Vocab
+from makemore.errors import MakemoreError
+from makemore.models import LanguageModel
+
+DEFAULT_MAX_LEN = {"lines": 64, "text": 500}
+
+
+def _device(model: torch.nn.Module) -> torch.device:
+    """Where the model lives (counting models have buffers only)."""
+    return next(iter(model.parameters()), next(iter(model.buffers()), torch.empty(0))).device
+
+
+def _start(model: LanguageModel, vocab: Vocab, prompt: str) -> list[int]:
+    """The tokens generation starts from: the prompt after the item boundary (lines), or after a newline when
+    the text has them (text); a context model sees a full window of that token first, as in training."""
+    ids = vocab.encode(prompt)
+    pad = BOUNDARY_ID if vocab.boundary else vocab.stoi.get("\n", 0)
+    if model.kind == "context":
+        return [pad] * model.block_size + ids
+    return [pad] + ids if vocab.boundary or not ids else ids
+
+
+class _NextLogits:
+    """The logits (B, V) of the token after a growing history (B, L), one call per step."""
+
+    def __init__(self, model: LanguageModel, use_cache: bool):
+        self.model = model
+        self.limit = model.context_limit
+        self.cached = model.cached and use_cache
+        self.start = 0  # first token of the current window
+        self.fed = 0  # tokens already in the state
+        self.state: Any = None
+
+    def __call__(self, history: Tensor) -> Tensor:
+        m, length = self.model, history.shape[1]
+        if m.kind == "context":
+            return m(history[:, -m.block_size:])
+        if self.limit is not None and length - self.start > self.limit:
+            # Window full: a model with a state restarts it on the last half (refilled once, then cheap again);
+            # a stateless model simply slides.
+            keep = max(self.limit // 2, 1) if m.cached else self.limit
+            self.start, self.state, self.fed = length - keep, None, length - keep
+        if self.cached:
+            logits, self.state = m.forward_cached(history[:, self.fed:], self.state)
+            self.fed = length
+            return logits[:, -1]
+        return m(history[:, self.start:])[:, -1]
+
+
+def _pick(logits: Tensor, temperature: float, top_k: int | None, generator: torch.Generator | None) -> Tensor:
+    logits = logits.float() / temperature
+    if top_k is not None:
+        kth = torch.topk(logits, min(top_k, logits.shape[-1])).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    return torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=generator)
+
+
+def _check(n: int, temperature: float, top_k: int | None) -> None:
+    if not temperature > 0:  # also refuses NaN
+        raise MakemoreError("--temperature must be > 0")
+    if n < 0:
+        raise MakemoreError("-n must be >= 0")
+    if top_k is not None and top_k < 1:
+        raise MakemoreError("--top-k must be >= 1")
+
+
+@torch.no_grad()
+def _token_steps(model: LanguageModel, vocab: Vocab, n: int, prompt: str, temperature: float, top_k: int | None,
+                 generator: torch.Generator | None, use_cache: bool) -> Iterator[Tensor]:
+    """The next token of each of n samples (n,), step after step, without end."""
+    history = torch.tensor(_start(model, vocab, prompt), dtype=torch.long, device=_device(model)).repeat(n, 1)
+    next_logits = _NextLogits(model, use_cache)
+    while True:
+        nxt = _pick(next_logits(history), temperature, top_k, generator)
+        history = torch.cat([history, nxt], dim=1)
+        yield nxt[:, 0]
+
+
+def generate(model: LanguageModel, vocab: Vocab, n: int, *, prompt: str = "", temperature: float = 1.0,
+             top_k: int | None = None, max_len: int | None = None, generator: torch.Generator | None = None,
+             use_cache: bool = True) -> list[str]:
+    """n samples, drawn together in one batch. Lines mode: an item starting with `prompt`, ended by the boundary
+    token (or max_len new characters). Text mode: `prompt` followed by max_len characters."""
+    _check(n, temperature, top_k)
+    if n == 0:
+        return []
+    max_len = DEFAULT_MAX_LEN["lines" if vocab.boundary else "text"] if max_len is None else max_len
+    done = torch.zeros(n, dtype=torch.bool, device=_device(model))
+    rows: list[Tensor] = []
+    steps = _token_steps(model, vocab, n, prompt, temperature, top_k, generator, use_cache)
+    for _ in range(max_len):
+        nxt = next(steps)
+        if vocab.boundary:
+            nxt = nxt.masked_fill(done, BOUNDARY_ID)
+            done |= nxt == BOUNDARY_ID
+        rows.append(nxt)
+        if done.all():
+            break
+    out = torch.stack(rows, dim=1).tolist() if rows else [[] for _ in range(n)]
+    return [prompt + vocab.decode(_until_boundary(row, vocab)) for row in out]
+
+
+def _until_boundary(row: list[int], vocab: Vocab) -> list[int]:
+    return row[: row.index(BOUNDARY_ID)] if vocab.boundary and BOUNDARY_ID in row else row
+
+
+def stream(model: LanguageModel, vocab: Vocab, *, prompt: str = "", temperature: float = 1.0,
+           top_k: int | None = None, max_len: int | None = None, generator: torch.Generator | None = None,
+           use_cache: bool = True) -> Iterator[str]:
+    """One sample, character by character as it is made (the prompt first); the same characters as
+    generate(n=1) with the same generator."""
+    _check(1, temperature, top_k)
+    max_len = DEFAULT_MAX_LEN["lines" if vocab.boundary else "text"] if max_len is None else max_len
+    if prompt:
+        yield prompt
+    steps = _token_steps(model, vocab, 1, prompt, temperature, top_k, generator, use_cache)
+    for _ in range(max_len):
+        tok = int(next(steps)[0])
+        if vocab.boundary and tok == BOUNDARY_ID:
+            return
+        yield vocab.itos[tok]
+
+
+@torch.no_grad()
+def next_token_probs(model: LanguageModel, vocab: Vocab, prompt: str = "",
+                     temperature: float = 1.0) -> list[tuple[str, float]]:
+    """The model's distribution of the character after `prompt`, as (printed name, probability) for every token,
+    in vocabulary order: the sampling loop's one step, made visible."""
+    _check(1, temperature, None)
+    history = torch.tensor([_start(model, vocab, prompt)], dtype=torch.long, device=_device(model))
+    probs = torch.softmax(_NextLogits(model, use_cache=True)(history).float() / temperature, dim=-1)[0]
+    return list(zip(vocab.itos, probs.tolist(), strict=True))
+
+
+def make_more(trained: Trained, n: int, *, seed: int = 0, unique_against: set[str] | None = None,
+              max_rounds: int = 20, **kw: Any) -> list[str]:
+    """n samples from a trained model; with unique_against, only samples not in that set and not repeated
+    (drawing more rounds as needed, at most max_rounds)."""
+    gen = torch.Generator(device=_device(trained.model)).manual_seed(seed)
+    if unique_against is None:
+        return generate(trained.model, trained.vocab, n, generator=gen, **kw)
+    kept: list[str] = []
+    for _ in range(max_rounds):
+        for s in generate(trained.model, trained.vocab, max(n, 16), generator=gen, **kw):
+            if s and s not in unique_against and s not in kept:
+                kept.append(s)
+        if len(kept) >= n:
+            break
+    return kept[:n]
+

@@ -1,0 +1,277 @@
+"""The one training loop every model uses: batches of the model's kind, the one step, periodic evaluation,
+checkpoints, resume, and a clean stop on Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import signal
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from makemore import checkpoint, models
+from makemore.batches import examples_for
+from makemore.data import Corpus
+from makemore.errors import MakemoreError
+from makemore.training.config import TrainConfig
+from makemore.training.evaluate import calibrate_batchnorm, evaluate
+from makemore.training.metrics import METRICS, MetricsLog, progress_bar
+from makemore.training.optim import Stepper, resolve_device
+
+logger = logging.getLogger("makemore")
+RESUME_FIXED = ("optimizer", "momentum", "weight_decay")  # the saved optimiser state only fits these
+
+
+class Interrupted(Exception):
+    """Ctrl-C (SIGINT) or SIGTERM during training; `saved` tells whether a checkpoint of the current step was
+    written; `exit_code` is the shell's convention for death by that signal (130, 143)."""
+
+    def __init__(self, out: Path, step: int, saved: bool, signum: int = signal.SIGINT):
+        what = "interrupted" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
+        if saved:
+            msg = f"{what} at step {step}; checkpoint saved in {out} (continue with --resume)"
+        elif checkpoint.exists(out):
+            msg = f"{what} at step {step}; the last checkpoint in {out} was kept (continue with --resume)"
+        else:
+            msg = f"{what} at step {step}, before any checkpoint was written"
+        super().__init__(msg)
+        self.out, self.step, self.saved, self.signum = out, step, saved, signum
+        self.exit_code = 128 + int(signum)
+
+
+class _StopOnSignal:
+    """Turns the first SIGINT (Ctrl-C) or SIGTERM (a scheduler, a container stop, a shutdown) into a flag that
+    the loop reads between steps, so a checkpoint never holds half an update. A second signal interrupts at once.
+    (Signals reach only the main thread; elsewhere it does nothing.)"""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    @property
+    def requested(self) -> bool:
+        return self.signum is not None
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signum is not None:
+            raise KeyboardInterrupt
+        self.signum = signum
+
+    def __enter__(self) -> _StopOnSignal:
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.SIGNALS:
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
+
+
+@dataclass
+class StepInfo:
+    """What a callback sees after each optimisation step (diagnostics hook in here)."""
+
+    step: int
+    lr: float
+    loss: float
+    model: torch.nn.Module
+
+
+@dataclass
+class Result:
+    out: Path
+    step: int
+    train_loss: float | None  # the last step's batch loss (counting models: the whole training split's)
+    val_loss: float | None
+    best: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+    model: models.LanguageModel | None = None  # the trained model, last weights, in eval mode
+
+
+def build_model(name: str, config: dict[str, Any], vocab_size: int, seed: int) -> models.LanguageModel:
+    """A freshly initialised model: the registry's config with the data's vocabulary, torch seeded first."""
+    cfg = models.make_config(name, **{**config, "vocab_size": vocab_size})
+    torch.manual_seed(seed)
+    return models.build(name, cfg)
+
+
+def saved_run(out: str | Path) -> checkpoint.Checkpoint:
+    """The run in `out`, to continue it: its model, settings and data (the tensors are read by the trainer)."""
+    if not checkpoint.exists(out):
+        raise MakemoreError(f"nothing to resume: no checkpoint in {out}")
+    return checkpoint.load(out, state=False)
+
+
+@contextlib.contextmanager
+def _threads(cfg: TrainConfig, device: torch.device, model: torch.nn.Module):
+    """Small models step faster on one CPU thread (no hand-off between threads); restored afterwards."""
+    before = torch.get_num_threads()
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    elif device.type == "cpu" and models.registry.count_parameters(model) < 1_000_000:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def train(model_name: str, model_config: dict[str, Any], corpus: Corpus, cfg: TrainConfig, out: str | Path, *,
+          resume: bool = False, progress: bool = True,
+          callbacks: Sequence[Callable[[StepInfo], None]] = ()) -> Result:
+    """Train a model of the registry on a corpus into the checkpoint directory `out` (continuing the run there
+    with resume=True). Returns the figures and the trained model."""
+    out = Path(out)
+    device = resolve_device(cfg.device)
+    model = build_model(model_name, model_config, corpus.vocab.size, cfg.seed)
+    ckpt = checkpoint.Checkpoint(model_name, model.config_dict(), corpus.vocab.to_json(), corpus.describe(),
+                                 cfg.to_json())
+    train_ex = examples_for(model, corpus.items(cfg.train_split), corpus.vocab)
+    val_ex = examples_for(model, corpus.items("val"), corpus.vocab)
+    if len(train_ex) == 0:
+        raise MakemoreError(f"no training examples in {corpus.source}: too few lines, or a text shorter than "
+                            f"the context of {model.block_size} characters")
+    if model.trainable and cfg.steps == 0:
+        raise MakemoreError("--steps must be > 0 for a model trained by gradient descent")
+    loop = None
+    if model.trainable:
+        loop = Loop(model, ckpt, train_ex, val_ex, cfg, out, device)
+        if resume:
+            loop.restore()  # refuses a run that is not this one before anything else happens
+    logger.info(f"training {model_name} ({models.registry.count_parameters(model):,} parameters) on {corpus.source} "
+                f"({corpus.mode} mode, {corpus.vocab.size} tokens, {train_ex.n_targets:,} targets) -> {out}")
+    start = time.perf_counter()
+    if loop is None:  # counting models: one pass over the data is the whole training
+        model.fit(*train_ex.all())
+        ckpt.weights = model.state_dict()
+        checkpoint.save(out, ckpt)
+        val = evaluate(model, val_ex) if len(val_ex) else None
+        return Result(out, 0, evaluate(model, train_ex), val, seconds=time.perf_counter() - start, model=model.eval())
+    with _threads(cfg, device, model):
+        loop.run(progress, callbacks)
+    return Result(out, loop.step, loop.last_loss, loop.val, ckpt.best, time.perf_counter() - start, model.eval())
+
+
+class Loop:
+    """The state of one training run and its loop: step, optimiser, batch generator, best weights."""
+
+    def __init__(self, model: models.LanguageModel, ckpt: checkpoint.Checkpoint, train_ex, val_ex,
+                 cfg: TrainConfig, out: Path, device: torch.device):
+        self.model, self.ckpt, self.train_ex, self.val_ex = model, ckpt, train_ex, val_ex
+        self.cfg, self.out, self.device = cfg, out, device
+        model.to(device)
+        self.stepper = Stepper(model, cfg, device, torch.compile(model) if cfg.compile else model)
+        self.gen = torch.Generator().manual_seed(cfg.seed)
+        self.step = 0
+        self.last_loss: float | None = None
+        self.val: float | None = None
+        self.full_batch = cfg.batch_size == 0 or cfg.batch_size >= len(train_ex)
+
+    def restore(self) -> None:
+        """Continue the run saved in `out`: weights, optimiser, batch generator and step, after checking that it
+        is this run (model, settings the optimiser state depends on, data)."""
+        saved = checkpoint.load(self.out)
+        if (saved.model, saved.config) != (self.ckpt.model, self.ckpt.config):
+            raise MakemoreError(f"cannot resume: {self.out} holds a {saved.model} with another configuration")
+        if saved.data.get("sha256") != self.ckpt.data["sha256"]:
+            raise MakemoreError(f"cannot resume: {self.out} was trained on different data ({saved.data.get('source')})")
+        for key in RESUME_FIXED:
+            if saved.train.get(key) != self.ckpt.train[key]:
+                raise MakemoreError(f"--{key.replace('_', '-')} cannot change when resuming "
+                                    f"(the run uses {saved.train.get(key)})")
+        try:
+            self.model.load_state_dict(saved.weights)
+            checkpoint.optimizer_from_flat(self.stepper.optimizer, saved.state, saved.state_meta)
+            self.gen.set_state(saved.state["rng.batches"])
+        except (RuntimeError, ValueError, KeyError) as e:
+            raise MakemoreError(f"cannot resume from {self.out}: its saved state does not fit this run ({e})") from None
+        self.ckpt.best = saved.best
+        self.step = saved.step
+
+    def save(self) -> None:
+        self.ckpt.step = self.step
+        self.ckpt.weights = self.model.state_dict()
+        tensors, self.ckpt.state_meta = checkpoint.optimizer_to_flat(self.stepper.optimizer)
+        self.ckpt.state = {**tensors, "rng.batches": self.gen.get_state()}
+        checkpoint.save(self.out, self.ckpt)
+        self.ckpt.best_weights = None  # written once; later saves keep the file on disk
+
+    def evaluate_and_save(self, log: MetricsLog) -> None:
+        if self.step == self.cfg.steps and self.cfg.calibrate_bn:
+            calibrate_batchnorm(self.model, self.train_ex, self.device)
+        self.val = evaluate(self.model, self.val_ex, self.device, self.cfg.eval_max) if len(self.val_ex) else None
+        log.val(self.step, self.val)
+        if self.val is not None and self.val < self.ckpt.best.get("val", math.inf):
+            self.ckpt.best = {"step": self.step, "val": self.val}
+            self.ckpt.best_weights = {k: v.clone() for k, v in self.model.state_dict().items()}
+        self.save()
+
+    def batches(self):
+        """The training batches, on the device, one per step from the current step on."""
+        if self.full_batch:
+            X, Y = (t.to(self.device) for t in self.train_ex.all())
+            while True:
+                yield X, Y
+        while True:
+            X, Y = self.train_ex.random_batch(self.cfg.batch_size, self.gen)
+            if self.device.type != "cpu":
+                X, Y = X.to(self.device, non_blocking=True), Y.to(self.device, non_blocking=True)
+            yield X, Y
+
+    def run(self, progress: bool, callbacks: Sequence[Callable[[StepInfo], None]]) -> None:
+        cfg, out = self.cfg, self.out
+        from makemore.training.optim import lr_at
+
+        with _StopOnSignal() as stop:
+            log = MetricsLog(out / METRICS, self.step)
+            bar = progress_bar(progress, self.step, cfg.steps)
+            self.model.train()
+            in_step = False  # between the first and the last line of a step, a checkpoint would hold half an update
+            batches = self.batches()
+            try:
+                while self.step < cfg.steps:
+                    if stop.requested:
+                        raise KeyboardInterrupt
+                    in_step = True
+                    lr = lr_at(self.step, cfg)
+                    self.stepper.set_lr(lr)
+                    loss = self.stepper(*next(batches)).item()
+                    if not math.isfinite(loss):
+                        kept = f"the last good checkpoint in {out} was kept" if checkpoint.exists(out) else \
+                            "nothing was saved"
+                        raise MakemoreError(f"loss became {loss} at step {self.step} (lower the learning rate?); "
+                                            f"{kept}")
+                    self.last_loss = loss
+                    log.row(self.step, lr, loss)
+                    self.step += 1
+                    in_step = False
+                    if callbacks:
+                        info = StepInfo(self.step - 1, lr, loss, self.model)
+                        for cb in callbacks:
+                            cb(info)
+                    if bar is not None and self.step % 10 == 0:
+                        bar.update(self.step - bar.n)
+                        if self.step % 100 == 0:
+                            bar.set_postfix(loss=f"{loss:.4f}", val="-" if self.val is None else f"{self.val:.4f}")
+                    if self.step % cfg.eval_interval == 0 or self.step == cfg.steps:
+                        self.evaluate_and_save(log)
+            except KeyboardInterrupt:
+                saved = self.step > 0 and not in_step
+                if saved:
+                    self.save()
+                raise Interrupted(out, self.step, saved, stop.signum or signal.SIGINT) from None
+            finally:
+                log.close()
+                if bar is not None:
+                    bar.update(self.step - bar.n)
+                    bar.close()

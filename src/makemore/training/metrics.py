@@ -1,0 +1,84 @@
+"""What a run records as it goes: metrics.csv (every step's loss, every evaluation), TensorBoard when installed,
+and the progress bar."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+METRICS = "metrics.csv"
+
+
+def progress_bar(enabled: bool, initial: int, total: int):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True, mininterval=0.5, smoothing=0.05)
+
+
+def _tensorboard(folder: Path):
+    """A TensorBoard writer into folder/tb when the tensorboard package is installed, else None."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(str(folder / "tb"))
+
+
+class MetricsLog:
+    """metrics.csv: one row per step (step, lr, loss) and val rows (step,,,val_loss). On resume the rows past
+    the checkpoint's step are dropped, so the file reads as one uninterrupted run. Also to TensorBoard, if
+    installed (train loss every TB_EVERY steps, every val loss)."""
+
+    TB_EVERY = 100
+
+    def __init__(self, path: Path, start: int):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        rows: list[list[str]] = []
+        if start > 0 and path.exists():
+            with open(path, newline="") as f:  # a run killed mid-write can leave a torn last row: skip it
+                rows = [r for r in csv.reader(f) if len(r) == 4 and r[0].isdigit()
+                        and int(r[0]) < start + (r[3] != "")]
+        self.file = open(path, "w", newline="")  # noqa: SIM115  (kept open for the whole run)
+        self.writer = csv.writer(self.file, lineterminator="\n")
+        self.writer.writerow(["step", "lr", "loss", "val_loss"])
+        self.writer.writerows(rows)
+        self.pending: list[tuple] = []  # written in one go at each evaluation: a row per step is a hot path
+        self.tb = _tensorboard(path.parent)
+
+    def row(self, step: int, lr: float, loss: float) -> None:
+        self.pending.append((step, lr, loss))
+        if self.tb is not None and step % self.TB_EVERY == 0:
+            self.tb.add_scalar("loss/train", loss, step)
+            self.tb.add_scalar("lr", lr, step)
+
+    def _drain(self) -> None:
+        self.writer.writerows([s, f"{lr:.6g}", f"{loss:.6f}", ""] for s, lr, loss in self.pending)
+        self.pending.clear()
+
+    def val(self, step: int, val: float | None) -> None:
+        self._drain()
+        if val is not None:
+            self.writer.writerow([step, "", "", f"{val:.6f}"])
+            if self.tb is not None:
+                self.tb.add_scalar("loss/val", val, step)
+        self.file.flush()
+
+    def close(self) -> None:
+        self._drain()
+        self.file.close()
+        if self.tb is not None:
+            self.tb.close()
+
+
+def read_metrics(path: str | Path) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
+    """(step, loss) per step and (step, val_loss) per evaluation, from a metrics.csv."""
+    steps, vals = [], []
+    with open(path, newline="") as f:
+        for r in csv.DictReader(f):
+            if r["loss"]:
+                steps.append((int(r["step"]), float(r["loss"])))
+            if r["val_loss"]:
+                vals.append((int(r["step"]), float(r["val_loss"])))
+    return steps, vals
