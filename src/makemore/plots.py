@@ -61,10 +61,12 @@ def loss_curve(metrics_csv: str | Path, path: str | Path) -> Path | None:
     fig = _figure(figsize=(9, 4.5))
     ax = fig.add_subplot()
     ax.plot(x, y, lw=0.3, alpha=0.35, label="train (per step)")
-    window = max(1, len(y) // 100)
-    if len(y) >= window > 1:
-        smooth = np.convolve(y, np.ones(window) / window, mode="valid")
-        ax.plot(x[window - 1:], smooth, lw=1.5, label=f"train (mean of {window})")
+    # Means over consecutive blocks of steps: of 1000 steps in long runs, as lecture 5 plots it.
+    block = 1000 if len(y) >= 20_000 else max(1, len(y) // 100)
+    if block > 1 and len(y) >= 2 * block:
+        n = len(y) // block * block
+        ax.plot(x[:n].reshape(-1, block).mean(1), y[:n].reshape(-1, block).mean(1), lw=1.5,
+                label=f"train (mean of every {block} steps)")
     if vals:
         ax.plot([s for s, _ in vals], np.log10([v for _, v in vals]), "o-", ms=4, label="val")
     ax.set_xlabel("step")

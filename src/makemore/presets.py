@@ -10,6 +10,9 @@ from typing import Any
 LECTURE_SGD = {"optimizer": "sgd", "lr": 0.1, "schedule": "step", "milestones": [100_000], "gamma": 0.1,
                "batch_size": 32, "steps": 200_000, "eval_interval": 10_000}
 
+SEQ_ADAMW = {"optimizer": "adamw", "lr": 3e-3, "schedule": "cosine", "warmup": 200, "min_lr": 3e-4, "batch_size": 64,
+             "steps": 5000, "eval_interval": 500, "weight_decay": 0.01, "grad_clip": 1.0}
+
 PRESETS: dict[str, dict[str, Any]] = {
     "bigram-counts": {"model": "bigram-counts", "train": {"steps": 0}},
     # Full-batch gradient descent at the lecture's rate of 50.
@@ -35,6 +38,18 @@ PRESETS: dict[str, dict[str, Any]] = {
                     "train": {**LECTURE_SGD, "calibrate_bn": True}},
     "lecture3-deep": {"model": "mlp-deep", "config": {"n_embd": 10, "n_hidden": 100, "n_layers": 5},
                       "train": {**LECTURE_SGD, "milestones": [150_000]}},
+    # Lecture makemore 5: the WaveNet hierarchy, 76,579 parameters, SGD 0.1 then 0.01 from step 150,000.
+    "lecture5": {"model": "wavenet", "config": {"block_size": 8, "n_embd": 24, "n_hidden": 128},
+                 "train": {**LECTURE_SGD, "milestones": [150_000]}},
+    "wavenet": {"model": "wavenet", "train": {**LECTURE_SGD, "steps": 20_000, "milestones": [15_000],
+                                               "eval_interval": 2000}},
+    # Sequence models on names: rows of 16 positions (the longest name and its end fit in one row).
+    "rnn": {"model": "rnn", "config": {"block_size": 16, "n_embd": 64, "n_hidden": 128}, "train": SEQ_ADAMW},
+    "gru": {"model": "gru", "config": {"block_size": 16, "n_embd": 64, "n_hidden": 128}, "train": SEQ_ADAMW},
+    "lstm": {"model": "lstm", "config": {"block_size": 16, "n_embd": 64, "n_hidden": 128}, "train": SEQ_ADAMW},
+    "bow": {"model": "bow", "config": {"block_size": 16, "n_embd": 64, "n_hidden": 256}, "train": SEQ_ADAMW},
+    "transformer": {"model": "transformer", "config": {"block_size": 16, "n_layer": 4, "n_head": 4, "n_embd": 64},
+                    "train": SEQ_ADAMW},
     # Beyond the lecture: val <= 2.10 on the lecture split in under three minutes on two CPU cores.
     "best": {"model": "mlp", "config": {"block_size": 5, "n_embd": 24, "n_hidden": 400},
              "train": {"optimizer": "adamw", "lr": 3e-3, "schedule": "cosine", "warmup": 200, "min_lr": 1e-4,

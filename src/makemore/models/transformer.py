@@ -1,0 +1,155 @@
+"""A GPT-style Transformer (lecture 7), written once for names and for text: token and position embeddings,
+pre-norm blocks of causal multi-head self-attention and a 4x MLP with residual connections, a final LayerNorm,
+and an output layer tied to the token embedding. In generation a KV cache holds every layer's keys and values,
+so each new character costs one position's work instead of the whole prefix's."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from makemore.errors import MakemoreError
+from makemore.models.registry import LanguageModel, ModelConfig, register
+
+
+@dataclass(frozen=True)
+class TransformerConfig(ModelConfig):
+    block_size: int = 32
+    n_layer: int = 4
+    n_head: int = 4
+    n_embd: int = 64
+    dropout: float = 0.0
+    bias: bool = True  # in Linear and LayerNorm layers
+    tie_weights: bool = True  # the output layer shares the token embedding (fewer parameters, trains as well)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.n_embd % self.n_head:
+            raise MakemoreError(f"n_embd ({self.n_embd}) must be a multiple of n_head ({self.n_head})")
+        if not 0 <= self.dropout < 1:
+            raise MakemoreError(f"dropout must be in [0, 1), not {self.dropout}")
+
+
+class KVCache:
+    """Keys and values of every layer for the positions seen so far, in buffers of block_size positions."""
+
+    def __init__(self, n_layer: int, shape: tuple[int, int, int, int], like: Tensor):
+        self.k = [like.new_empty(shape) for _ in range(n_layer)]
+        self.v = [like.new_empty(shape) for _ in range(n_layer)]
+        self.length = 0  # positions filled
+
+    def append(self, layer: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        """Store the new positions' k and v (B, nh, t, hs); return all of the layer's so far."""
+        end = self.length + k.shape[2]
+        self.k[layer][:, :, self.length:end] = k
+        self.v[layer][:, :, self.length:end] = v
+        return self.k[layer][:, :, :end], self.v[layer][:, :, :end]
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, c: TransformerConfig):
+        super().__init__()
+        self.n_head = c.n_head
+        self.qkv = nn.Linear(c.n_embd, 3 * c.n_embd, bias=c.bias)
+        self.proj = nn.Linear(c.n_embd, c.n_embd, bias=c.bias)
+        self.dropout = c.dropout
+        self.resid_dropout = nn.Dropout(c.dropout)
+
+    def forward(self, x: Tensor, cache: KVCache | None = None, layer: int = 0) -> Tensor:
+        B, T, C = x.shape
+        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+                   for t in self.qkv(x).split(C, dim=2))
+        past = 0
+        if cache is not None:
+            past = cache.length
+            k, v = cache.append(layer, k, v)
+        dropout = self.dropout if self.training else 0.0
+        if past == 0:  # every query sees itself and the positions before it
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)
+        elif T == 1:  # one new position sees everything in the cache: no mask at all
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout)
+        else:  # several new positions after a filled cache: query i sees keys 0 .. past + i
+            mask = torch.ones(T, past + T, dtype=torch.bool, device=x.device).tril(past)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)
+        return self.resid_dropout(self.proj(y.transpose(1, 2).reshape(B, T, C)))
+
+
+class MLP(nn.Module):
+    def __init__(self, c: TransformerConfig):
+        super().__init__()
+        self.fc = nn.Linear(c.n_embd, 4 * c.n_embd, bias=c.bias)
+        self.proj = nn.Linear(4 * c.n_embd, c.n_embd, bias=c.bias)
+        self.dropout = nn.Dropout(c.dropout)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.dropout(self.proj(F.gelu(self.fc(x))))
+
+
+class Block(nn.Module):
+    """Pre-norm: x + attn(ln(x)), then x + mlp(ln(x)); the residual stream itself is never normalised."""
+
+    def __init__(self, c: TransformerConfig):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(c.n_embd, bias=c.bias)
+        self.attn = CausalSelfAttention(c)
+        self.ln_2 = nn.LayerNorm(c.n_embd, bias=c.bias)
+        self.mlp = MLP(c)
+
+    def forward(self, x: Tensor, cache: KVCache | None = None, layer: int = 0) -> Tensor:
+        x = x + self.attn(self.ln_1(x), cache, layer)
+        return x + self.mlp(self.ln_2(x))
+
+
+@register("transformer", TransformerConfig, "GPT-style Transformer: causal self-attention blocks (lecture 7)")
+class Transformer(LanguageModel):
+    kind = "sequence"
+    cached = True
+
+    def __init__(self, config: TransformerConfig):
+        super().__init__()
+        self.config = c = config
+        self.wte = nn.Embedding(c.vocab_size, c.n_embd)
+        self.wpe = nn.Embedding(c.block_size, c.n_embd)
+        self.drop = nn.Dropout(c.dropout)
+        self.blocks = nn.ModuleList(Block(c) for _ in range(c.n_layer))
+        self.ln_f = nn.LayerNorm(c.n_embd, bias=c.bias)
+        self.lm_head = nn.Linear(c.n_embd, c.vocab_size, bias=False)
+        if c.tie_weights:
+            self.lm_head.weight = self.wte.weight
+        # GPT-2's initialisation: N(0, 0.02) everywhere, and the projections into the residual stream scaled by
+        # 1/sqrt(2 n_layer) so that the stream's variance does not grow with depth.
+        for name, p in self.named_parameters():
+            if p.dim() >= 2:
+                std = 0.02 / math.sqrt(2 * c.n_layer) if name.endswith("proj.weight") else 0.02
+                nn.init.normal_(p, 0.0, std)
+            elif name.endswith("bias") and "ln" not in name:
+                nn.init.zeros_(p)
+
+    def forward(self, idx: Tensor) -> Tensor:
+        return self._run(idx, None)
+
+    def forward_cached(self, idx: Tensor, state: Any) -> tuple[Tensor, KVCache]:
+        if state is None:
+            c = self.config
+            shape = (idx.shape[0], c.n_head, c.block_size, c.n_embd // c.n_head)
+            state = KVCache(c.n_layer, shape, self.wte.weight)
+        logits = self._run(idx, state)
+        state.length += idx.shape[1]
+        return logits, state
+
+    def _run(self, idx: Tensor, cache: KVCache | None) -> Tensor:
+        past = 0 if cache is None else cache.length
+        T = idx.shape[1]
+        if past + T > self.config.block_size:
+            raise MakemoreError(f"a sequence of {past + T} tokens is longer than the block size "
+                                f"{self.config.block_size}")
+        pos = torch.arange(past, past + T, device=idx.device)
+        x = self.drop(self.wte(idx) + self.wpe(pos))
+        for i, block in enumerate(self.blocks):
+            x = block(x, cache, i)
+        return self.lm_head(self.ln_f(x))
