@@ -182,3 +182,15 @@ def test_interrupt_inside_a_step_keeps_the_last_whole_checkpoint(corpus, tmp_pat
     with pytest.raises(train.Interrupted, match="last checkpoint .* was kept") as e:
         train.train("mlp", SMALL, corpus, cfg(steps=100), tmp_path, progress=False)
     assert not e.value.saved and checkpoint.load(tmp_path).step == 20
+
+
+def test_bf16_autocast_and_compile_run_on_cpu(corpus, tmp_path):
+    """The flags a GPU run uses also run here: bf16 autocast (the loss still float32) and torch.compile."""
+    plain = train.train("transformer", {"block_size": 8, "n_layer": 1, "n_head": 2, "n_embd": 16}, corpus,
+                        cfg(steps=30, eval_interval=30), tmp_path / "plain", progress=False)
+    bf16 = train.train("transformer", {"block_size": 8, "n_layer": 1, "n_head": 2, "n_embd": 16}, corpus,
+                       cfg(steps=30, eval_interval=30, autocast="bf16"), tmp_path / "bf16", progress=False)
+    assert bf16.val_loss == pytest.approx(plain.val_loss, abs=0.05) and bf16.val_loss != plain.val_loss
+    compiled = train.train("mlp", SMALL, corpus, cfg(steps=20, compile=True), tmp_path / "compiled", progress=False)
+    eager = train.train("mlp", SMALL, corpus, cfg(steps=20), tmp_path / "eager", progress=False)
+    assert compiled.val_loss == pytest.approx(eager.val_loss, abs=1e-4)

@@ -96,6 +96,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             from makemore import plots
 
             plots.loss_curve(out / training.METRICS, out / "loss.png")
+    if not result.main:  # another rank of a distributed run: rank 0 reports
+        return 0
     print(f"step {result.step}: train loss {_fmt(result.train_loss)}, val loss {_fmt(result.val_loss)}"
           f" ({result.seconds:.1f} s)")
     if args.diagnose:

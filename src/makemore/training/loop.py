@@ -20,12 +20,14 @@ from makemore import checkpoint, models
 from makemore.batches import examples_for
 from makemore.data import Corpus
 from makemore.errors import MakemoreError
+from makemore.training import distributed
 from makemore.training.config import TrainConfig
 from makemore.training.evaluate import calibrate_batchnorm, evaluate
 from makemore.training.metrics import METRICS, MetricsLog, progress_bar
 from makemore.training.optim import Stepper, resolve_device
 
 logger = logging.getLogger("makemore")
+SINGLE = distributed.Group()  # one process, no torchrun
 RESUME_FIXED = ("optimizer", "momentum", "weight_decay")  # the saved optimiser state only fits these
 
 
@@ -96,6 +98,7 @@ class Result:
     best: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
     model: models.LanguageModel | None = None  # the trained model, last weights, in eval mode
+    main: bool = True  # False on the other ranks of a distributed run: they report nothing
 
 
 def build_model(name: str, config: dict[str, Any], vocab_size: int, seed: int) -> models.LanguageModel:
@@ -132,8 +135,19 @@ def train(model_name: str, model_config: dict[str, Any], corpus: Corpus, cfg: Tr
     """Train a model of the registry on a corpus into the checkpoint directory `out` (continuing the run there
     with resume=True). Returns the figures and the trained model."""
     out = Path(out)
-    device = resolve_device(cfg.device)
+    group = distributed.from_environment()
     model = build_model(model_name, model_config, corpus.vocab.size, cfg.seed)
+    distributed.check(group, cfg.batch_size, model)
+    device = distributed.start(group, resolve_device(cfg.device))
+    try:
+        return _train(model_name, model, corpus, cfg, out, group, device, resume, progress, callbacks)
+    finally:
+        distributed.stop(group)
+
+
+def _train(model_name: str, model: models.LanguageModel, corpus: Corpus, cfg: TrainConfig, out: Path,
+           group: distributed.Group, device: torch.device, resume: bool, progress: bool,
+           callbacks: Sequence[Callable[[StepInfo], None]]) -> Result:
     ckpt = checkpoint.Checkpoint(model_name, model.config_dict(), corpus.vocab.to_json(), corpus.describe(),
                                  cfg.to_json())
     train_ex = examples_for(model, corpus.items(cfg.train_split), corpus.vocab)
@@ -145,11 +159,14 @@ def train(model_name: str, model_config: dict[str, Any], corpus: Corpus, cfg: Tr
         raise MakemoreError("--steps must be > 0 for a model trained by gradient descent")
     loop = None
     if model.trainable:
-        loop = Loop(model, ckpt, train_ex, val_ex, cfg, out, device)
+        loop = Loop(model, ckpt, train_ex, val_ex, cfg, out, device, group)
         if resume:
             loop.restore()  # refuses a run that is not this one before anything else happens
-    logger.info(f"training {model_name} ({models.registry.count_parameters(model):,} parameters) on {corpus.source} "
-                f"({corpus.mode} mode, {corpus.vocab.size} tokens, {train_ex.n_targets:,} targets) -> {out}")
+    if group.main:
+        n_params = models.registry.count_parameters(model)
+        logger.info(f"training {model_name} ({n_params:,} parameters) on {corpus.source} "
+                    f"({corpus.mode} mode, {corpus.vocab.size} tokens, {train_ex.n_targets:,} targets) -> {out}"
+                    + (f" on {group.world} processes" if group.active else ""))
     start = time.perf_counter()
     if loop is None:  # counting models: one pass over the data is the whole training
         model.fit(*train_ex.all())
@@ -159,18 +176,24 @@ def train(model_name: str, model_config: dict[str, Any], corpus: Corpus, cfg: Tr
         return Result(out, 0, evaluate(model, train_ex), val, seconds=time.perf_counter() - start, model=model.eval())
     with _threads(cfg, device, model):
         loop.run(progress, callbacks)
-    return Result(out, loop.step, loop.last_loss, loop.val, ckpt.best, time.perf_counter() - start, model.eval())
+    return Result(out, loop.step, loop.last_loss, loop.val, ckpt.best, time.perf_counter() - start, model.eval(),
+                  group.main)
 
 
 class Loop:
     """The state of one training run and its loop: step, optimiser, batch generator, best weights."""
 
     def __init__(self, model: models.LanguageModel, ckpt: checkpoint.Checkpoint, train_ex, val_ex,
-                 cfg: TrainConfig, out: Path, device: torch.device):
+                 cfg: TrainConfig, out: Path, device: torch.device, group: distributed.Group = SINGLE):
         self.model, self.ckpt, self.train_ex, self.val_ex = model, ckpt, train_ex, val_ex
-        self.cfg, self.out, self.device = cfg, out, device
+        self.cfg, self.out, self.device, self.group = cfg, out, device, group
         model.to(device)
-        self.stepper = Stepper(model, cfg, device, torch.compile(model) if cfg.compile else model)
+        forward = model
+        if group.active:  # gradients averaged over the ranks during backward
+            from torch.nn.parallel import DistributedDataParallel
+
+            forward = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        self.stepper = Stepper(model, cfg, device, torch.compile(forward) if cfg.compile else forward)
         self.gen = torch.Generator().manual_seed(cfg.seed)
         self.step = 0
         self.last_loss: float | None = None
@@ -199,6 +222,8 @@ class Loop:
         self.step = saved.step
 
     def save(self) -> None:
+        if not self.group.main:
+            return
         self.ckpt.step = self.step
         self.ckpt.weights = self.model.state_dict()
         tensors, self.ckpt.state_meta = checkpoint.optimizer_to_flat(self.stepper.optimizer)
@@ -206,7 +231,9 @@ class Loop:
         checkpoint.save(self.out, self.ckpt)
         self.ckpt.best_weights = None  # written once; later saves keep the file on disk
 
-    def evaluate_and_save(self, log: MetricsLog) -> None:
+    def evaluate_and_save(self, log: MetricsLog | None) -> None:
+        if log is None:  # not the main rank
+            return
         if self.step == self.cfg.steps and self.cfg.calibrate_bn:
             calibrate_batchnorm(self.model, self.train_ex, self.device)
         self.val = evaluate(self.model, self.val_ex, self.device, self.cfg.eval_max) if len(self.val_ex) else None
@@ -218,12 +245,14 @@ class Loop:
 
     def batches(self):
         """The training batches, on the device, one per step from the current step on."""
+        mine = self.group.slice(self.cfg.batch_size) if self.group.active else slice(None)
         if self.full_batch:
-            X, Y = (t.to(self.device) for t in self.train_ex.all())
+            X, Y = (t[mine].to(self.device) for t in self.train_ex.all())
             while True:
                 yield X, Y
         while True:
             X, Y = self.train_ex.random_batch(self.cfg.batch_size, self.gen)
+            X, Y = X[mine], Y[mine]
             if self.device.type != "cpu":
                 X, Y = X.to(self.device, non_blocking=True), Y.to(self.device, non_blocking=True)
             yield X, Y
@@ -233,26 +262,36 @@ class Loop:
         from makemore.training.optim import lr_at
 
         with _StopOnSignal() as stop:
-            log = MetricsLog(out / METRICS, self.step)
-            bar = progress_bar(progress, self.step, cfg.steps)
+            main = self.group.main
+            log = MetricsLog(out / METRICS, self.step) if main else None
+            bar = progress_bar(progress and main, self.step, cfg.steps)
             self.model.train()
             in_step = False  # between the first and the last line of a step, a checkpoint would hold half an update
             batches = self.batches()
             try:
                 while self.step < cfg.steps:
-                    if stop.requested:
+                    if stop.requested and not self.group.active:
                         raise KeyboardInterrupt
                     in_step = True
                     lr = lr_at(self.step, cfg)
                     self.stepper.set_lr(lr)
-                    loss = self.stepper(*next(batches)).item()
+                    loss = self.stepper(*next(batches))
+                    stop_together = False
+                    if self.group.active:  # the global batch's loss, and whether any rank was told to stop
+                        loss, stopping = self.group.mean(torch.stack([loss.double(), torch.tensor(
+                            float(stop.requested), dtype=torch.float64)])).tolist()
+                        stop_together = stopping > 0
+                        if stop_together and stop.signum is None:
+                            stop.signum = signal.SIGTERM
+                    loss = float(loss)
                     if not math.isfinite(loss):
                         kept = f"the last good checkpoint in {out} was kept" if checkpoint.exists(out) else \
                             "nothing was saved"
                         raise MakemoreError(f"loss became {loss} at step {self.step} (lower the learning rate?); "
                                             f"{kept}")
                     self.last_loss = loss
-                    log.row(self.step, lr, loss)
+                    if log is not None:
+                        log.row(self.step, lr, loss)
                     self.step += 1
                     in_step = False
                     if callbacks:
@@ -265,13 +304,16 @@ class Loop:
                             bar.set_postfix(loss=f"{loss:.4f}", val="-" if self.val is None else f"{self.val:.4f}")
                     if self.step % cfg.eval_interval == 0 or self.step == cfg.steps:
                         self.evaluate_and_save(log)
+                    if stop_together:  # decided from the flags of every rank: all stop after the same step
+                        raise KeyboardInterrupt
             except KeyboardInterrupt:
                 saved = self.step > 0 and not in_step
                 if saved:
                     self.save()
                 raise Interrupted(out, self.step, saved, stop.signum or signal.SIGINT) from None
             finally:
-                log.close()
+                if log is not None:
+                    log.close()
                 if bar is not None:
                     bar.update(self.step - bar.n)
                     bar.close()

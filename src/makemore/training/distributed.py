@@ -1,0 +1,85 @@
+"""Training on several processes with PyTorch's DistributedDataParallel, started by torchrun:
+
+    torchrun --standalone --nproc_per_node=2 -m makemore train ...
+
+torchrun sets RANK, WORLD_SIZE and LOCAL_RANK; without them everything here is a no-op and training is the
+single-process kind. --batch-size stays the global batch: every rank draws the same batch from one shared
+stream and trains on its own slice of it, so N ranks follow the single-process trajectory (up to the order
+of floating-point sums), and the batch generator's state in a checkpoint is every rank's state. Rank 0 alone
+evaluates, logs, draws progress and writes checkpoints; the weights it saves are the plain model's, so they
+load in a single process.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+
+from makemore.errors import MakemoreError
+
+
+@dataclass(frozen=True)
+class Group:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def active(self) -> bool:
+        return self.world > 1
+
+    def slice(self, batch_size: int) -> slice:
+        """This rank's rows of a global batch."""
+        per = batch_size // self.world
+        return slice(self.rank * per, (self.rank + 1) * per)
+
+    def mean(self, values: torch.Tensor) -> torch.Tensor:
+        """The mean of `values` over the ranks (every rank gets it). One collective for several numbers."""
+        if not self.active:
+            return values
+        values = values.detach().to(torch.float64).clone()
+        torch.distributed.all_reduce(values)
+        return values / self.world
+
+
+def from_environment() -> Group:
+    """The process group torchrun describes in the environment (a single process when there is none)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Group()
+    return Group(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def start(group: Group, device: torch.device) -> torch.device:
+    """Join the process group (gloo on CPU, nccl on CUDA) and return this rank's device."""
+    if not group.active:
+        return device
+    import torch.distributed as dist
+
+    if device.type == "cuda":
+        device = torch.device("cuda", group.local_rank)
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return device
+
+
+def check(group: Group, batch_size: int, model) -> None:
+    if not group.active:
+        return
+    if batch_size == 0 or batch_size % group.world:
+        raise MakemoreError(f"--batch-size ({batch_size}) must be a multiple of the {group.world} processes "
+                            "(it is the global batch, split between them)")
+    if getattr(model, "manual_gradients", False) or not model.trainable:
+        raise MakemoreError(f"a {type(model).__name__} model trains in one process only")
+
+
+def stop(group: Group) -> None:
+    if group.active and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
