@@ -43,7 +43,10 @@ def test_text_mode_split_and_windows(tmp_path):
     c = load_corpus(str(f))
     assert c.mode == "text"
     n = int(0.9 * len(text))
-    assert c.splits == {"train": [text[:n]], "val": [text[n:]]}
+    assert list(c.splits) == ["train", "val"]
+    assert c.vocab.decode(c.splits["train"].tolist()) == text[:n]
+    assert c.vocab.decode(c.splits["val"].tolist()) == text[n:]
+    assert c.splits["train"].dtype == torch.uint8  # one byte a character: a large text stays small
     ex = Examples(c.items("train"), c.vocab, 8)
     X, Y = ex.batch(torch.tensor([0]))
     assert c.vocab.decode(X[0].tolist()) == text[:8] and c.vocab.decode(Y.tolist()) == text[8]

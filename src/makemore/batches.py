@@ -43,6 +43,11 @@ def encode_text(text: str, vocab: Vocab, chunk: int = 1 << 22) -> Tensor:
     return torch.from_numpy(out)
 
 
+def _token_ids(text: list[str] | Tensor, vocab: Vocab) -> Tensor:
+    """Text mode: the corpus already holds the split as token ids; strings (tests, small uses) are encoded."""
+    return text if isinstance(text, Tensor) else encode_text("".join(text), vocab)
+
+
 class ContextExamples:
     """Every (context, next token) pair of some items, as one token stream and the positions of the targets.
     The context of a target at position p is stream[p - block_size : p]. In lines mode each item is preceded by
@@ -52,8 +57,9 @@ class ContextExamples:
     kind = "context"
     MATERIALISE_LIMIT = 64_000_000  # X and Y built up front when small: indexing them is as cheap as a bare loop
 
-    def __init__(self, items: list[str], vocab: Vocab, block_size: int):
+    def __init__(self, items: list[str] | Tensor, vocab: Vocab, block_size: int):
         self.block_size = block_size
+        self.targets: Tensor | None = None  # text mode: target i is at position block_size + i, not stored
         if vocab.boundary:
             stream: list[int] = []
             targets: list[int] = []
@@ -66,20 +72,22 @@ class ContextExamples:
             self.stream = torch.tensor(stream, dtype=torch.long)
             self.targets = torch.tensor(targets, dtype=torch.long)
         else:
-            self.stream = encode_text("".join(items), vocab)
-            self.targets = torch.arange(block_size, len(self.stream))
+            self.stream = _token_ids(items, vocab)
         self._offsets = torch.arange(-block_size, 0)
         self.X: Tensor | None = None
         self.Y: Tensor | None = None
-        if len(self.targets) * block_size <= self.MATERIALISE_LIMIT:
-            self.X, self.Y = self._gather(self.targets)
+        if len(self) * block_size <= self.MATERIALISE_LIMIT:
+            self.X, self.Y = self._gather(self._positions(torch.arange(len(self))))
 
     def __len__(self) -> int:
-        return len(self.targets)
+        return len(self.targets) if self.targets is not None else max(len(self.stream) - self.block_size, 0)
 
     @property
     def n_targets(self) -> int:
-        return len(self.targets)
+        return len(self)
+
+    def _positions(self, ix: Tensor) -> Tensor:
+        return self.targets[ix] if self.targets is not None else ix + self.block_size
 
     def _gather(self, pos: Tensor) -> tuple[Tensor, Tensor]:
         return self.stream[pos[:, None] + self._offsets].long(), self.stream[pos].long()
@@ -88,7 +96,7 @@ class ContextExamples:
         """Examples number ix: contexts (len(ix), block_size) and targets (len(ix),)."""
         if self.X is not None:
             return self.X[ix], self.Y[ix]
-        return self._gather(self.targets[ix])
+        return self._gather(self._positions(ix))
 
     def random_batch(self, batch_size: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         return self.batch(torch.randint(0, len(self), (batch_size,), generator=generator))
@@ -116,7 +124,7 @@ class SequenceExamples:
 
     kind = "sequence"
 
-    def __init__(self, items: list[str], vocab: Vocab, block_size: int):
+    def __init__(self, items: list[str] | Tensor, vocab: Vocab, block_size: int):
         self.block_size = T = block_size
         self.lines = vocab.boundary
         if self.lines:
@@ -133,7 +141,7 @@ class SequenceExamples:
             self.Y = torch.tensor(ys, dtype=torch.long).view(-1, T)
             self._n_targets = int((self.Y != IGNORE).sum())
         else:
-            self.stream = encode_text("".join(items), vocab)
+            self.stream = _token_ids(items, vocab)
             self._n_targets = max(len(self.stream) - 1, 0)
             self._window = torch.arange(T)
 
@@ -184,6 +192,6 @@ KINDS: dict[str, type[ContextExamples] | type[SequenceExamples]] = {"context": C
                                                                      "sequence": SequenceExamples}
 
 
-def examples_for(model, items: list[str], vocab: Vocab) -> Examples:
+def examples_for(model, items: list[str] | Tensor, vocab: Vocab) -> Examples:
     """The examples a model learns from: of its kind, with its block size."""
     return KINDS[model.kind](items, vocab, model.block_size)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import codecs
 import functools
 import hashlib
 import random
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Literal
+
+import torch
 
 from makemore.errors import MakemoreError
 
@@ -27,25 +30,85 @@ def resolve_path(data: str) -> str:
     return data
 
 
-def read_text(data: str) -> tuple[str, str]:
-    """Return (text, sha256 of the bytes). Every way a file can be unusable is a MakemoreError."""
+def _path(data: str) -> Path:
     path = Path(resolve_path(data))
     if not path.exists():
         raise MakemoreError(f"data file not found: {data}")
     if path.is_dir():
         raise MakemoreError(f"data path is a directory, not a file: {data}")
+    return path
+
+
+def _pieces(data: str, digest=None, chunk: int = 1 << 20) -> Iterator[str]:
+    """The file's text, a few MB at a time, checked as UTF-8, without a BOM and with CRLF as LF; the bytes go
+    through `digest` as they are read. A file of any size passes through a bounded amount of memory."""
+    path = _path(data)
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset, held, first = 0, "", True
     try:
-        raw = path.read_bytes()
+        with open(path, "rb") as f:
+            while True:
+                raw = f.read(chunk)
+                if digest is not None:
+                    digest.update(raw)
+                try:
+                    text = decoder.decode(raw, final=not raw)
+                except UnicodeDecodeError as e:
+                    raise MakemoreError(f"{data} is not UTF-8 text (bad byte at offset {offset + e.start})") from None
+                offset += len(raw)
+                if first:
+                    text, first = text.removeprefix("\ufeff"), not text
+                text = held + text
+                held = "\r" if text.endswith("\r") and raw else ""  # its "\n" may be in the next chunk
+                text = text[: len(text) - len(held)].replace("\r\n", "\n")
+                if text:
+                    yield text
+                if not raw:
+                    return
     except OSError as e:
         raise MakemoreError(f"cannot read {data}: {e.strerror}") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise MakemoreError(f"{data} is not UTF-8 text (bad byte at offset {e.start})") from None
-    text = text.removeprefix("\ufeff").replace("\r\n", "\n")
+
+
+def read_text(data: str) -> tuple[str, str]:
+    """Return (text, sha256 of the bytes). Every way a file can be unusable is a MakemoreError."""
+    digest = hashlib.sha256()
+    text = "".join(_pieces(data, digest))
     if not text.strip():
         raise MakemoreError(f"{data} is empty")
-    return text, hashlib.sha256(raw).hexdigest()
+    return text, digest.hexdigest()
+
+
+@dataclass
+class _Scan:
+    sha256: str
+    chars: set[str]
+    n_chars: int
+    head: str  # the first megabyte or so, enough to tell the mode
+
+
+def _scan(data: str) -> _Scan:
+    digest, chars, n, head = hashlib.sha256(), set(), 0, ""
+    for piece in _pieces(data, digest):
+        chars.update(piece)
+        n += len(piece)
+        if len(head) < 1 << 20:
+            head += piece[: (1 << 20) - len(head)]
+    if all(c.isspace() for c in chars):
+        raise MakemoreError(f"{data} is empty")
+    return _Scan(digest.hexdigest(), chars, n, head)
+
+
+def _encode_file(data: str, vocab: Vocab, n_chars: int) -> torch.Tensor:
+    """The whole file as token ids, in the smallest integer type that holds them (1 byte a character for up to
+    256 distinct characters), filled a chunk at a time."""
+    from makemore.batches import encode_text
+
+    ids = torch.empty(n_chars, dtype=torch.uint8 if vocab.size <= 256 else torch.int32)
+    at = 0
+    for piece in _pieces(data):
+        ids[at:at + len(piece)] = encode_text(piece, vocab)
+        at += len(piece)
+    return ids
 
 
 def detect_mode(text: str) -> Mode:
@@ -117,53 +180,62 @@ class Vocab:
 
 @dataclass(frozen=True)
 class Corpus:
-    """A file read in one mode and split: items (lines mode) or text pieces (text mode) per split."""
+    """A file read in one mode and split: items (lines mode) or token ids (text mode) per split."""
 
     mode: Mode
-    splits: dict[str, list[str]]  # split -> items; in text mode a one-element list holding the text
+    splits: dict[str, list[str] | torch.Tensor]  # split -> items (lines) or the token ids of its text (text)
     vocab: Vocab
     fingerprint: str
     source: str
     seed: int = 42  # the shuffle's seed (lines mode): with the file's checksum, it fixes the split
+    stream: torch.Tensor | None = field(default=None, repr=False)  # text mode: the whole text's token ids
 
     def describe(self) -> dict:
         """What a checkpoint records to find and split the file again."""
         return {"source": self.source, "mode": self.mode, "sha256": self.fingerprint, "split_seed": self.seed}
 
-    def items(self, split: str) -> list[str]:
+    def items(self, split: str) -> list[str] | torch.Tensor:
+        """A split's items (lines mode) or its token ids (text mode); "all" is the whole file."""
         if split == "all":
-            pieces = [x for s in SPLITS for x in self.splits.get(s, [])]
-            return pieces if self.mode == "lines" else ["".join(pieces)]  # text: one stream, no lost joins
+            return self.stream if self.stream is not None else [x for s in SPLITS for x in self.splits.get(s, [])]
         if split not in self.splits:
             raise MakemoreError(f"no {split!r} split in {self.mode} mode (have: {', '.join(self.splits)})")
         return self.splits[split]
 
 
+MAX_ITEM = 100_000  # characters; lines mode is for short items, and a longer line is surely a text
+
+
 def load_corpus(data: str, mode: str = "auto", seed: int = 42, vocab: Vocab | None = None) -> Corpus:
     """Read a file and split it: lines mode shuffles items with random.Random(seed) then 80/10/10 (the
-    lectures' split when seed=42); text mode takes the first 90% for train and the last 10% for val."""
-    text, fingerprint = read_text(data)
+    lectures' split when seed=42); text mode takes the first 90% for train and the last 10% for val, and holds
+    the text as token ids only (a 100 MB file takes about 100 MB)."""
+    scan = _scan(data)
     if mode == "auto":
-        mode = detect_mode(text)
+        mode = detect_mode(scan.head)
     if mode not in ("lines", "text"):
         raise MakemoreError(f"unknown data mode {mode!r} (use lines, text or auto)")
-    if mode == "lines":
-        items = split_items(text)
-        alphabet = "".join(items)
-        random.Random(seed).shuffle(items)
-        n1, n2 = int(0.8 * len(items)), int(0.9 * len(items))
-        splits = {"train": items[:n1], "val": items[n1:n2], "test": items[n2:]}
-    else:
-        n = int(0.9 * len(text))
-        splits = {"train": [text[:n]], "val": [text[n:]]}
-        alphabet = text
-    if vocab is None:
-        vocab = Vocab.build(alphabet, mode)  # type: ignore[arg-type]
-    elif vocab.boundary != (mode == "lines"):
+    if vocab is not None and vocab.boundary != (mode == "lines"):
         raise MakemoreError(f"the model was trained in {'lines' if vocab.boundary else 'text'} mode, "
                             f"but {data} was read in {mode} mode (use --mode)")
+    if mode == "lines":
+        items = split_items(read_text(data)[0])
+        longest = max(items, key=len)
+        if len(longest) > MAX_ITEM:
+            raise MakemoreError(f"{data} has a line of {len(longest):,} characters: lines mode is for short items "
+                                "(names, words); read it as one text with --mode text")
+        vocab = vocab or Vocab.build("".join(items), "lines")
+        random.Random(seed).shuffle(items)
+        n1, n2 = int(0.8 * len(items)), int(0.9 * len(items))
+        splits: dict = {"train": items[:n1], "val": items[n1:n2], "test": items[n2:]}
+        stream = None
+    else:
+        vocab = vocab or Vocab.build("".join(scan.chars), "text")
+        stream = _encode_file(data, vocab, scan.n_chars)
+        n = int(0.9 * len(stream))
+        splits = {"train": stream[:n], "val": stream[n:]}  # views: no copy
     source = data if data in BUNDLED else str(Path(data).resolve())  # found again from any directory
-    return Corpus(mode, splits, vocab, fingerprint, source, seed)  # type: ignore[arg-type]
+    return Corpus(mode, splits, vocab, scan.sha256, source, seed, stream)  # type: ignore[arg-type]
 
 
 def training_corpus(data: dict, vocab: Vocab) -> Corpus:
