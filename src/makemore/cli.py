@@ -370,6 +370,7 @@ def build_parser() -> argparse.ArgumentParser:
     from makemore.micrograd.cli import register
 
     register(sub)
+    __import__("makemore.backprop_cli").backprop_cli.register(sub)
     return p
 
 
