@@ -7,11 +7,20 @@ repository's code) is slow, so by default it runs only the first 10 steps; per-s
 times are compared on those same steps.  Losses must agree to 1e-12 at every step both
 ran, and ours must reach the notebook's step-99 loss 0.010978370135492717.
 
-Usage:  python benchmarks/micrograd_vs_reference.py [--steps 100] [--ref-steps 10]
+Usage:  python benchmarks/micrograd_vs_reference.py [--steps 100] [--ref-steps 10] [--mode demo|notebook]
 
-The reference is fed plain Python floats (the notebook feeds numpy scalars, whose
-arithmetic is slower): that only makes it faster.  The cyclic garbage collector runs with
-its default settings for both; everything is collected between the two runs.
+--mode demo (the default): the reference is fed plain Python floats (the notebook feeds
+numpy scalars, whose arithmetic is slower): that only makes it faster.
+
+--mode notebook: the loop as the notebook runs it, for both engines: numpy, matplotlib and
+scikit-learn imported (tens of thousands more live objects for the garbage collector to
+walk), ``make_moons`` arrays fed to ``Value`` and numpy integer labels.  Ours is also run a
+second time with ``gc.disable()`` around the loop, the ceiling of what pausing the collector
+can give.  Without scikit-learn the same moons come from numpy (makemore.micrograd.demo),
+and the script says so.
+
+The cyclic garbage collector runs with its default settings for both; everything is
+collected between the runs.
 """
 
 from __future__ import annotations
@@ -66,25 +75,101 @@ def our_loop(X: list[list[float]], y: list[int], steps: int) -> tuple[list, list
     return losses, times
 
 
+def notebook_moons():
+    """The notebook's data: global numpy and random seeds, then sklearn's make_moons (numpy arrays)."""
+    import numpy as np
+
+    np.random.seed(1337)
+    random.seed(1337)
+    try:
+        from sklearn.datasets import make_moons
+    except ImportError:
+        print("scikit-learn is not installed: the same moons from numpy (makemore.micrograd.demo.make_moons)")
+        from makemore.micrograd.demo import make_moons as ours
+
+        X, y = ours(100, noise=0.1, seed=1337)
+        return np.array(X), np.array(y) * 2 - 1
+    X, y = make_moons(n_samples=100, noise=0.1)
+    return X, y * 2 - 1
+
+
+def notebook_loop(engine: str, X, y, steps: int, total_steps: int, label: str) -> tuple[list, list]:
+    """The notebook's cells as written (its loss() and its loop) on ``engine`` ('micrograd' or
+    'makemore.micrograd'); the model comes from the global random module seeded 1337, as there."""
+    import importlib
+
+    Value = importlib.import_module(engine + ".engine").Value
+    MLP = importlib.import_module(engine + ".nn").MLP
+    random.seed(1337)
+    model = MLP(2, [16, 16, 1])
+
+    def loss():
+        inputs = [list(map(Value, xrow)) for xrow in X]
+        scores = list(map(model, inputs))
+        losses = [(1 + -yi * scorei).relu() for yi, scorei in zip(y, scores, strict=True)]
+        data_loss = sum(losses) * (1.0 / len(losses))
+        alpha = 1e-4
+        reg_loss = alpha * sum(p * p for p in model.parameters())
+        total_loss = data_loss + reg_loss
+        accuracy = [(yi > 0) == (scorei.data > 0) for yi, scorei in zip(y, scores, strict=True)]
+        return total_loss, sum(accuracy) / len(accuracy)
+
+    losses, times = [], []
+    for k in range(steps):
+        t0 = time.perf_counter()
+        total_loss, acc = loss()
+        model.zero_grad()
+        total_loss.backward()
+        learning_rate = 1.0 - 0.9 * k / total_steps
+        for p in model.parameters():
+            p.data -= learning_rate * p.grad
+        times.append(time.perf_counter() - t0)
+        losses.append(float(total_loss.data))
+        if engine == "micrograd":
+            print(f"  {label} step {k:3d}: loss {losses[-1]!r:<22} {times[-1]:.3f} s", flush=True)
+    return losses, times
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=100, help="steps for makemore.micrograd (default 100)")
     ap.add_argument("--ref-steps", type=int, default=10, help="steps for the reference (default 10)")
+    ap.add_argument("--mode", choices=["demo", "notebook"], default="demo",
+                    help="demo: plain floats; notebook: the notebook's loop as written (numpy, sklearn imported)")
     args = ap.parse_args()
     if not 1 <= args.ref_steps <= args.steps:
         ap.error("need 1 <= --ref-steps <= --steps")
 
-    from makemore.micrograd.demo import make_moons
-
-    X, y01 = make_moons(100, noise=0.1, seed=1337)
-    y = [2 * v - 1 for v in y01]
     print(f"python {platform.python_version()} ({platform.python_implementation()}), {_cpu()}")
-    print(f"demo loop: MLP(2, [16, 16, 1]) on 100 moons points; reference {args.ref_steps} steps, ours {args.steps}")
+    nogc_losses = nogc_times = None
+    if args.mode == "notebook":
+        import matplotlib.pyplot  # noqa: F401  (the notebook's imports: live objects the collector walks)
+        import numpy  # noqa: F401
 
-    gc.collect()
-    ref_losses, ref_times = reference_loop(X, y, args.ref_steps, args.steps)
-    gc.collect()  # the reference's cyclic garbage must not weigh on our run
-    our_losses, our_times = our_loop(X, y, args.steps)
+        X, y = notebook_moons()
+        print(f"notebook loop as written: {len(gc.get_objects()):,} objects tracked by the collector before it; "
+              f"reference {args.ref_steps} steps, ours {args.steps}")
+        gc.collect()
+        ref_losses, ref_times = notebook_loop("micrograd", X, y, args.ref_steps, args.steps, "reference")
+        gc.collect()
+        our_losses, our_times = notebook_loop("makemore.micrograd", X, y, args.steps, args.steps, "ours")
+        gc.collect()
+        gc.disable()
+        try:
+            nogc_losses, nogc_times = notebook_loop("makemore.micrograd", X, y, args.steps, args.steps, "ours")
+        finally:
+            gc.enable()
+    else:
+        from makemore.micrograd.demo import make_moons
+
+        X, y01 = make_moons(100, noise=0.1, seed=1337)
+        y = [2 * v - 1 for v in y01]
+        print(f"demo loop: MLP(2, [16, 16, 1]) on 100 moons points; reference {args.ref_steps} steps, "
+              f"ours {args.steps}")
+        gc.collect()
+        ref_losses, ref_times = reference_loop(X, y, args.ref_steps, args.steps)
+        gc.collect()  # the reference's cyclic garbage must not weigh on our run
+        our_losses, our_times = our_loop(X, y, args.steps)
 
     n = args.ref_steps
     worst = max(abs(a - b) for a, b in zip(ref_losses, our_losses[:n], strict=True))
@@ -102,6 +187,12 @@ def main() -> int:
           f"{statistics.median(our_times):.4f} (median), {sum(our_times):.2f} s in all")
     print(f"largest loss difference over steps 0-{n - 1}: {worst:.3g}")
     ok = worst <= 1e-12
+    if nogc_times is not None:
+        nogc_mean = statistics.fmean(nogc_times[:n])
+        print(f"ours with gc.disable() by the caller, steps 0-{n - 1}: {nogc_mean:.4f} s/step (mean), "
+              f"{ref_mean / nogc_mean:.1f}x the reference; ours with the collector on is "
+              f"{our_mean / nogc_mean:.2f}x that; all {args.steps} steps: {statistics.fmean(nogc_times):.4f} s/step")
+        ok = ok and nogc_losses == our_losses
     if args.steps == 100:
         diff = abs(our_losses[99] - NOTEBOOK_STEP_99_LOSS)
         print(f"ours, step 99 loss {our_losses[99]!r} (notebook {NOTEBOOK_STEP_99_LOSS!r}, diff {diff:.3g})")

@@ -359,9 +359,11 @@ def build_parser() -> argparse.ArgumentParser:
     lf.add_argument("--file", default="lr_find.png")
     lf.set_defaults(func=cmd_lr_find)
 
+    from makemore.backprop_cli import register as register_backprop
     from makemore.micrograd.cli import register
 
     register(sub)
+    register_backprop(sub)
     return p
 
 

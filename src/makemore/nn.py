@@ -32,12 +32,15 @@ class Linear(nn.Module):
 class BatchNorm1d(nn.Module):
     """Normalises each feature over the batch (and the time axis of 3-D input), like torch.nn.BatchNorm1d:
     the biased variance normalises, the unbiased one feeds the running estimate; momentum=None keeps a
-    cumulative average, which is how the statistics are calibrated over a whole training set."""
+    cumulative average, which is how the statistics are calibrated over a whole training set.
+    unbiased=True normalises with the Bessel-corrected variance too (lecture 4): training and inference then
+    use the same estimator."""
 
-    def __init__(self, dim: int, eps: float = 1e-5, momentum: float | None = 0.1):
+    def __init__(self, dim: int, eps: float = 1e-5, momentum: float | None = 0.1, unbiased: bool = False):
         super().__init__()
         self.eps = eps
         self.momentum = momentum
+        self.unbiased = unbiased
         self.gamma = nn.Parameter(torch.ones(dim))
         self.beta = nn.Parameter(torch.zeros(dim))
         self.register_buffer("running_mean", torch.zeros(dim))
@@ -50,18 +53,23 @@ class BatchNorm1d(nn.Module):
             x = x.float()  # batch statistics in half precision are too coarse (torch's BatchNorm does the same)
         if self.training:
             mean = x.mean(dims)
-            var = x.var(dims, unbiased=False)
+            var = x.var(dims, unbiased=self.unbiased)
             with torch.no_grad():
                 n = x.numel() // x.shape[-1]
-                self.num_batches_tracked += 1
-                m = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
-                dtype = self.running_mean.dtype  # the statistics stay in full precision under autocast
-                self.running_mean.lerp_(mean.to(dtype), m)
-                self.running_var.lerp_((var * n / max(n - 1, 1)).to(dtype), m)
+                self.track(mean, var if self.unbiased else var * n / max(n - 1, 1))
         else:
             mean, var = self.running_mean, self.running_var
         xhat = (x - mean) / torch.sqrt(var + self.eps)
         return self.gamma * xhat + self.beta
+
+    @torch.no_grad()
+    def track(self, mean: Tensor, var_unbiased: Tensor) -> None:
+        """Fold one batch's statistics into the running estimates (also for models that normalise by hand)."""
+        self.num_batches_tracked += 1
+        m = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+        dtype = self.running_mean.dtype  # the statistics stay in full precision under autocast
+        self.running_mean.lerp_(mean.to(dtype), m)
+        self.running_var.lerp_(var_unbiased.to(dtype), m)
 
     def reset_running_stats(self) -> None:
         self.running_mean.zero_()
@@ -69,7 +77,8 @@ class BatchNorm1d(nn.Module):
         self.num_batches_tracked.zero_()
 
     def extra_repr(self) -> str:
-        return f"{self.gamma.shape[0]}, eps={self.eps}, momentum={self.momentum}"
+        extra = ", unbiased=True" if self.unbiased else ""
+        return f"{self.gamma.shape[0]}, eps={self.eps}, momentum={self.momentum}{extra}"
 
 
 class Tanh(nn.Module):

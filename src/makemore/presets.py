@@ -36,6 +36,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     "lecture3-bn": {"model": "mlp", "config": {"block_size": 3, "n_embd": 10, "n_hidden": 200, "init": "scaled",
                                                "batchnorm": True, "bn_momentum": 0.001},
                     "train": {**LECTURE_SGD, "calibrate_bn": True}},
+    # Lecture makemore 4: the BatchNorm MLP (b1 kept, Bessel-corrected variance) trained on hand-derived gradients
+    # only, BatchNorm calibrated on the training split at the end, as the lecture evaluates it.
+    "lecture4": {"model": "mlp-manual", "config": {"block_size": 3, "n_embd": 10, "n_hidden": 200},
+                 "train": {**LECTURE_SGD, "calibrate_bn": True}},
     "lecture3-deep": {"model": "mlp-deep", "config": {"n_embd": 10, "n_hidden": 100, "n_layers": 5},
                       "train": {**LECTURE_SGD, "milestones": [150_000]}},
     # Lecture makemore 5: the WaveNet hierarchy, 76,579 parameters, SGD 0.1 then 0.01 from step 150,000.

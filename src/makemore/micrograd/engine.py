@@ -17,10 +17,14 @@ on the lecture's demo, see benchmarks/micrograd_vs_reference.py):
   throw-away leaf ``Value``.
 * The topological sort and the backward pass are loops, not recursion, so a graph that
   is one chain of millions of nodes works.
+* The cyclic garbage collector is paused while a graph is built and backpropagated (see
+  ``_CollectorPause``): the graph has no cycles, yet the collector would walk its tens of
+  thousands of live nodes, and every other object of the process, many times per step.
 """
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterable, Sequence
 from math import exp as _exp
 from math import log as _log
@@ -75,6 +79,45 @@ _CONST_OPS = frozenset({_ADDC, _MULC, _SUBC, _RSUBC, _DIVC, _RDIVC, _POW})
 _CONST_ON_LEFT = frozenset({_RSUBC, _RDIVC})
 
 _new = object.__new__
+
+
+class _CollectorPause:
+    """Keeps the cyclic garbage collector off from the first neuron of a forward pass to the end of the next
+    backward(), and restores it there.
+
+    A training step builds a graph of ~75,000 nodes that stays alive until the step ends. With the collector
+    on, those allocations set off collection after collection, and as the nodes age into the oldest generation
+    the full collections walk them and every object of the process (numpy's, scikit-learn's...): the lecture's
+    loop ran 2.6x slower than with gc.disable(). The engine makes no cycles, so nothing is lost by waiting.
+
+    The collector is only ever paused if it was on, and is switched back on at the end of backward(), even
+    when backward() fails. A forward pass with no backward (inference) pauses it for at most ``budget``
+    neurons' weights, then it is back on until the next backward(). Code that switches the collector off
+    itself while a pause is under way finds it on again after the next backward().
+    """
+
+    __slots__ = ("armed", "paused", "left")
+    budget = 2_000_000  # weights multiplied while paused without a backward() before giving up the pause
+
+    def __init__(self) -> None:
+        self.armed = True  # pause at the next neuron; re-armed by every backward()
+        self.paused = False
+        self.left = 0
+
+    def pause(self) -> None:
+        self.armed = False
+        if gc.isenabled():
+            gc.disable()
+            self.paused = True
+            self.left = self.budget
+
+    def resume(self) -> None:
+        if self.paused:
+            self.paused = False
+            gc.enable()
+
+
+_collector = _CollectorPause()
 
 
 def _number(other: object) -> float | None:
@@ -283,6 +326,13 @@ class Value:
         Gradients accumulate (``+=``), as in the lecture: zero the parameters' gradients
         (``Module.zero_grad()``) between steps.
         """
+        try:
+            self._backpropagate()
+        finally:
+            _collector.resume()
+            _collector.armed = True
+
+    def _backpropagate(self) -> None:
         self.grad = 1.0
         # Reverse topological order: a node's grad is complete before it is passed on
         # to its operands.  The chain rule of each op is inlined: no call per node.
@@ -414,6 +464,12 @@ def linear(bias: Value, weights: Sequence[Value], inputs: Iterable[Value | float
     would, with the same floating-point results, but creates them inline: a neuron's
     forward pass is most of the graph, and this halves its cost.
     """
+    if _collector.armed:
+        _collector.pause()
+    elif _collector.paused:
+        _collector.left -= len(weights)
+        if _collector.left < 0:
+            _collector.resume()
     act = bias
     data = bias.data
     for wi, xi in zip(weights, inputs, strict=False):  # truncating, as the lecture's zip

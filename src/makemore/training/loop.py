@@ -234,11 +234,15 @@ class Loop:
     def evaluate_and_save(self, log: MetricsLog | None) -> None:
         if log is None:  # not the main rank
             return
-        if self.step == self.cfg.steps and self.cfg.calibrate_bn:
+        if self.step == self.cfg.steps and self.cfg.calibrate_bn:  # (before `final` below: the same condition)
             calibrate_batchnorm(self.model, self.train_ex, self.device)
         self.val = evaluate(self.model, self.val_ex, self.device, self.cfg.eval_max) if len(self.val_ex) else None
         log.val(self.step, self.val)
-        if self.val is not None and self.val < self.ckpt.best.get("val", math.inf):
+        # With calibration, mid-run evaluations use running statistics and the last one the calibrated ones: only
+        # the calibrated model is the run's result, so it alone competes for best.
+        final = self.step == self.cfg.steps
+        counts = final or not self.cfg.calibrate_bn
+        if counts and self.val is not None and self.val < self.ckpt.best.get("val", math.inf):
             self.ckpt.best = {"step": self.step, "val": self.val}
             self.ckpt.best_weights = {k: v.clone() for k, v in self.model.state_dict().items()}
         self.save()
