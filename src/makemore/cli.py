@@ -37,12 +37,19 @@ def _key_value(text: str) -> tuple[str, Any]:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from makemore import checkpoint, models, presets, train
-    from makemore.data import load_corpus
+    from makemore.runlock import RunLock
 
     out = Path(args.out or f"runs/{args.preset or args.model or 'mlp'}")
     if out.exists() and not out.is_dir():
         raise MakemoreError(f"--out {out} is a file, not a directory")
+    with RunLock(out):  # one training per folder; also the check that --out is writable, before any data is read
+        return _train(args, out)
+
+
+def _train(args: argparse.Namespace, out: Path) -> int:
+    from makemore import checkpoint, limits, models, presets, train
+    from makemore.data import load_corpus
+
     if args.resume:
         if not checkpoint.exists(out):
             raise MakemoreError(f"nothing to resume: no checkpoint in {out}")
@@ -76,6 +83,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         settings["compile"] = True
     cfg = train.TrainConfig.from_dict(settings)
     models.make_config(model, **config)  # unknown model or setting: say so before reading any data
+    limits.check_model(model, config)  # and settings too large for this machine
     corpus = load_corpus(data, mode)
     callbacks = []
     if args.diagnose:
@@ -392,3 +400,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("makemore: interrupted", file=sys.stderr)
         return 130
+    except OSError as e:  # a full disk, a folder made read-only mid-run: the environment, not a bug
+        where = f" ({e.filename})" if e.filename else ""
+        print(f"makemore: error: {e.strerror or e}{where}", file=sys.stderr)
+        return 2
