@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import sys
 from pathlib import Path
@@ -98,11 +99,17 @@ def _train(args: argparse.Namespace, out: Path) -> int:
     except train.Interrupted as e:
         print(f"makemore: {e}", file=sys.stderr)
         return 130
+    except OSError as e:  # a full disk or a folder gone read-only mid-run; checkpoints are all-or-nothing
+        kept = f"the last checkpoint in {out} was kept" if checkpoint.exists(out) else "no checkpoint was written"
+        raise MakemoreError(f"cannot write to {out}: {e.strerror or e}; {kept}") from None
     finally:
         if (out / train.METRICS).exists():
             from makemore import plots
 
-            plots.loss_curve(out / train.METRICS, out / "loss.png")
+            try:
+                plots.loss_curve(out / train.METRICS, out / "loss.png")
+            except OSError:  # the figure is a convenience: never hide why training stopped
+                pass
     print(f"step {result.step}: train loss {_fmt(result.train_loss)}, val loss {_fmt(result.val_loss)}"
           f" ({result.seconds:.1f} s)")
     if args.diagnose:
@@ -381,13 +388,24 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Logs to sys.stderr as it is at each message, not as it was at the first call of main (callers and tests
+    swap it)."""
+
+    @property  # type: ignore[override]
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    import logging
-
     log = logging.getLogger("makemore")  # the library reports through this logger; the CLI shows it on stderr
     if not log.handlers:
-        handler = logging.StreamHandler()
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("%(message)s"))
         log.addHandler(handler)
         log.setLevel(logging.INFO)
