@@ -82,7 +82,7 @@ def final_losses(stdout: str) -> str:
 def test_kill_9_at_random_moments_then_resume_is_exact(tiny_names, tmp_path, capsys, forkserver):
     """One run killed with SIGKILL twenty times, resumed after each kill; a checkpoint every step, so many kills
     land in the middle of writing one. The end equals an uninterrupted run bit for bit."""
-    steps = 150
+    steps = 200
     fresh = ["train", "--data", tiny_names, "--steps", str(steps), "--eval-interval", "1", *TINY, *FAST]
     rng = random.Random(13)
     out = tmp_path / "killed"

@@ -344,6 +344,7 @@ def optimizer_from_flat(opt: torch.optim.Optimizer, tensors: dict[str, torch.Ten
         for k in saved.keys() & now.keys():
             if _kind(saved[k]) != _kind(now[k]):
                 raise ValueError(f"optimizer setting {k} has the wrong type")
+    groups = [{**now, **saved} for saved, now in zip(groups, current, strict=True)]  # missing: this run's value
     if not (isinstance(plain, dict) and all(isinstance(v, dict) for v in plain.values())):
         raise ValueError("optimizer plain_state is not an object of objects")
     state: dict[int, dict[str, Any]] = {}

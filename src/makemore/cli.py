@@ -308,8 +308,23 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+_LINE_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"  # what str.splitlines() and terminals break on
+
+
+def _one_line(text: str) -> str:
+    """An error quotes the user's input (a --set key, a path): its line breaks are shown escaped, not obeyed."""
+    return text.translate({ord(c): c.encode("unicode_escape").decode() for c in _LINE_BREAKS})
+
+
+class _Parser(argparse.ArgumentParser):
+    """A bad flag is one line too, like every other input error (argparse would print the usage first)."""
+
+    def error(self, message: str):
+        self.exit(2, f"makemore: error: {self.prog}: {_one_line(message)} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="makemore", description="Character-level language models: "
+    p = _Parser(prog="makemore", description="Character-level language models: "
                                 "train on any text, then make more of it.")
     p.add_argument("--version", action="version", version="makemore 0.1.0")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -413,12 +428,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except MakemoreError as e:
-        print(f"makemore: error: {e}", file=sys.stderr)
+        print(f"makemore: error: {_one_line(str(e))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("makemore: interrupted", file=sys.stderr)
         return 130
     except OSError as e:  # a full disk, a folder made read-only mid-run: the environment, not a bug
         where = f" ({e.filename})" if e.filename else ""
-        print(f"makemore: error: {e.strerror or e}{where}", file=sys.stderr)
+        print(f"makemore: error: {_one_line(f'{e.strerror or e}{where}')}", file=sys.stderr)
         return 2
