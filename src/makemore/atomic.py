@@ -11,8 +11,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-from makemore.errors import MakemoreError
-
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -22,12 +20,10 @@ def _umask() -> int:
 
 def atomic_write(path: str | os.PathLike[str], data: bytes | Callable[[BinaryIO], object]) -> None:
     """Write `data` (bytes, or a function that writes to a binary file) to a temporary file beside `path`, flush
-    it to disk, then rename it over `path`. A failure leaves any old file intact and no temporary behind."""
+    it to disk, then rename it over `path`. A failure leaves any old file intact and no temporary behind; an
+    OSError (a full disk, a read-only folder) is raised as it is, for the caller to say what was kept."""
     path = Path(path)
-    try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as e:
-        raise MakemoreError(f"cannot write {path}: {e.strerror or e}") from None
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes files 0600; give them the usual permissions
         with os.fdopen(fd, "wb") as f:
@@ -38,8 +34,6 @@ def atomic_write(path: str | os.PathLike[str], data: bytes | Callable[[BinaryIO]
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException as e:
+    except BaseException:
         Path(tmp).unlink(missing_ok=True)
-        if isinstance(e, OSError):
-            raise MakemoreError(f"cannot write {path}: {e.strerror or e}") from None
         raise

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import secrets
 from dataclasses import dataclass, field
@@ -71,9 +72,12 @@ def save(out: str | Path, ckpt: Checkpoint) -> None:
     for f in old.values():
         if f["name"] not in keep and _own_file(f["name"]):  # never delete what a hand-edited JSON points at
             (out / f["name"]).unlink(missing_ok=True)
+    _remove_leftovers(out, keep)
 
 
 _OWN_FILE = re.compile(r"(weights|state|best)-[0-9]{8}-[0-9a-f]{6}\.safetensors")
+# atomic_write's temporary files, for our own files only
+_OWN_TMP = re.compile(r"\.(" + _OWN_FILE.pattern + r"|checkpoint\.json)\.[A-Za-z0-9_]+\.tmp")
 
 
 def _own_file(name: object) -> bool:
@@ -81,45 +85,183 @@ def _own_file(name: object) -> bool:
     return isinstance(name, str) and _OWN_FILE.fullmatch(name) is not None
 
 
+def _remove_leftovers(out: Path, keep: set[str]) -> None:
+    """Files of ours that no checkpoint names: a process killed while saving leaves its temporary file or the
+    tensor files of a checkpoint it never committed. (Writers into one folder are serialised by runlock.)"""
+    for p in out.iterdir():
+        if p.name not in keep and (_own_file(p.name) or _OWN_TMP.fullmatch(p.name)):
+            p.unlink(missing_ok=True)
+
+
 def _referenced_files(out: Path) -> dict[str, dict[str, str]]:
     try:
-        return json.loads((out / META).read_text())["files"]
-    except (OSError, ValueError, KeyError, TypeError):
+        files = json.loads((out / META).read_text())["files"]
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
         return {}
+    if not isinstance(files, dict):
+        return {}
+    return {k: v for k, v in files.items() if isinstance(v, dict) and isinstance(v.get("name"), str)}
 
 
 def exists(out: str | Path) -> bool:
     return (Path(out) / META).is_file()
 
 
+MAX_META_BYTES = 64 << 20  # checkpoint.json holds settings, never tensors: anything larger is not ours
+MAX_HEADER_BYTES = 100 << 20  # safetensors' own limit
+MAX_INT = 2**63 - 1  # every integer we write fits in 64 bits
+
+
 def load(out: str | Path, *, state: bool = True) -> Checkpoint:
-    """Read and verify a checkpoint; any problem with it is one MakemoreError naming what is wrong."""
+    """Read and verify a checkpoint; any problem with it is one MakemoreError naming what is wrong.
+
+    Nothing in the folder is executed or unpickled: checkpoint.json is parsed as JSON and checked field by field,
+    each tensor file must match its sha256 and have a safetensors header whose sizes add up, and the model the
+    config describes (built without memory) must hold exactly as many numbers as the weights file."""
     out = Path(out)
     if not out.is_dir():
         raise MakemoreError(f"no checkpoint: {out} is not a directory")
     try:
-        meta = json.loads((out / META).read_text(encoding="utf-8"))
+        with open(out / META, "rb") as f:
+            raw = f.read(MAX_META_BYTES + 1)
+        if len(raw) > MAX_META_BYTES:
+            raise ValueError(f"larger than {MAX_META_BYTES >> 20} MB")
+        meta = json.loads(raw.decode("utf-8"))
     except FileNotFoundError:
         raise MakemoreError(f"no checkpoint in {out} (missing {META}; train first)") from None
-    except (OSError, ValueError) as e:
-        raise MakemoreError(f"corrupt checkpoint {out / META}: {e}") from None
+    except (OSError, ValueError, RecursionError) as e:  # UnicodeDecodeError is a ValueError
+        raise MakemoreError(f"corrupt checkpoint {out / META}: {_first_line(e)}") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise MakemoreError(f"{out / META} is not a makemore checkpoint (format {FORMAT})")
     try:
+        _check_meta(meta)
         files = meta["files"]
         ckpt = Checkpoint(meta["model"], meta["config"], meta["vocab"], meta["data"], meta["train"],
-                          int(meta["step"]), meta.get("best") or {}, state_meta=meta.get("state_meta") or {})
-        ckpt.weights = _load_part(out, files["weights"])
+                          meta["step"], meta.get("best") or {}, state_meta=meta.get("state_meta") or {})
+        expected = _state_values(ckpt.model, ckpt.config)
+        ckpt.weights = _load_part(out, files["weights"], expected)
         if state:
             ckpt.state = _load_part(out, files["state"])
         if "best" in files:
-            ckpt.best_weights = _load_part(out, files["best"])
+            ckpt.best_weights = _load_part(out, files["best"], expected)
     except (KeyError, TypeError, ValueError) as e:
-        raise MakemoreError(f"corrupt checkpoint in {out}: bad or missing field {e}") from None
+        raise MakemoreError(f"corrupt checkpoint in {out}: bad or missing field {_first_line(e)}") from None
+    except _Bad as e:
+        raise MakemoreError(f"corrupt checkpoint in {out}: {e}") from None
     return ckpt
 
 
-def _load_part(out: Path, entry: dict[str, str]) -> dict[str, torch.Tensor]:
+class _Bad(Exception):
+    """A field of checkpoint.json that is present but wrong."""
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0][:200] if text else type(e).__name__
+
+
+def _is_int(x: object, low: int = 0, high: int = MAX_INT) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool) and low <= x <= high
+
+
+def _check_numbers(x: object, where: str, depth: int = 0) -> None:
+    """No integer beyond 64 bits and no non-finite float anywhere in the settings (json reads 1e999 as inf)."""
+    if depth > 20:
+        raise _Bad(f"{where} is nested too deeply")
+    if isinstance(x, bool) or x is None or isinstance(x, str):
+        return
+    if isinstance(x, int):
+        if not -MAX_INT - 1 <= x <= MAX_INT:
+            raise _Bad(f"{where} holds a number too large ({str(x)[:20]}...)")
+    elif isinstance(x, float):
+        if not math.isfinite(x):
+            raise _Bad(f"{where} holds {x}")
+    elif isinstance(x, dict):
+        for k, v in x.items():
+            _check_numbers(v, f"{where}.{k}", depth + 1)
+    elif isinstance(x, list):
+        for i, v in enumerate(x):
+            _check_numbers(v, f"{where}[{i}]", depth + 1)
+
+
+def _check_meta(meta: dict[str, Any]) -> None:
+    for key, kind in (("model", str), ("config", dict), ("vocab", dict), ("data", dict), ("train", dict),
+                      ("files", dict)):
+        if not isinstance(meta[key], kind):
+            raise _Bad(f"{key} must be a {kind.__name__}")
+    for key in ("best", "state_meta"):
+        if not isinstance(meta.get(key) or {}, dict):
+            raise _Bad(f"{key} must be an object")
+    if not _is_int(meta["step"]):
+        raise _Bad(f"step must be a whole number from 0 to 2**63-1, not {str(meta['step'])[:30]}")
+    for key in ("config", "train", "best"):
+        _check_numbers(meta.get(key), key)
+    best = meta.get("best") or {}
+    if best and not (_is_int(best.get("step")) and isinstance(best.get("val"), int | float)
+                     and not isinstance(best.get("val"), bool)):
+        raise _Bad("best must hold a step and a val loss")
+    vocab, data = meta["vocab"], meta["data"]
+    if not (isinstance(vocab.get("chars"), str) and isinstance(vocab.get("boundary"), bool)):
+        raise _Bad("vocab must hold chars (a string) and boundary (true or false)")
+    if len(set(vocab["chars"])) != len(vocab["chars"]):
+        raise _Bad("vocab repeats a character")
+    if meta["config"].get("vocab_size") != len(vocab["chars"]) + vocab["boundary"]:
+        raise _Bad("config.vocab_size does not match the vocabulary")
+    if not (isinstance(data.get("source"), str) and data.get("mode") in ("lines", "text")
+            and isinstance(data.get("sha256"), str)):
+        raise _Bad("data must hold source, mode (lines or text) and sha256")
+    for part, entry in meta["files"].items():
+        if not (isinstance(entry, dict) and isinstance(entry.get("name"), str)
+                and isinstance(entry.get("sha256"), str)):
+            raise _Bad(f"files.{part} must hold a name and a sha256")
+
+
+def _state_values(model: str, config: dict[str, Any]) -> int:
+    """How many numbers the weights of this model hold, from its config alone (nothing is allocated)."""
+    from makemore import limits
+
+    try:
+        return limits.state_values(limits.meta_model(model, config))
+    except MakemoreError as e:
+        raise _Bad(str(e)) from None
+
+
+_DTYPE_BYTES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "I16": 2, "U16": 2, "F16": 2, "BF16": 2,
+                "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8}
+
+
+def _check_header(data: bytes) -> int:
+    """Check a safetensors file's header against its length before the library reads it; the numbers it holds."""
+    if len(data) < 8:
+        raise ValueError("shorter than a header")
+    n = int.from_bytes(data[:8], "little")
+    if n > MAX_HEADER_BYTES or 8 + n > len(data):
+        raise ValueError(f"its header claims {n} bytes, the file has {len(data)}")
+    try:
+        header = json.loads(data[8:8 + n])
+    except (ValueError, RecursionError):
+        raise ValueError("its header is not JSON") from None
+    if not isinstance(header, dict):
+        raise ValueError("its header is not a JSON object")
+    body = len(data) - 8 - n
+    total = 0
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        if not isinstance(entry, dict) or entry.get("dtype") not in _DTYPE_BYTES:
+            raise ValueError(f"tensor {name!r}: unknown dtype")
+        shape, offsets = entry.get("shape"), entry.get("data_offsets")
+        if not (isinstance(shape, list) and all(_is_int(d) for d in shape) and isinstance(offsets, list)
+                and len(offsets) == 2 and all(_is_int(o, 0, body) for o in offsets) and offsets[0] <= offsets[1]):
+            raise ValueError(f"tensor {name!r}: shape or offsets out of range")
+        numel = math.prod(shape)
+        if numel * _DTYPE_BYTES[entry["dtype"]] != offsets[1] - offsets[0]:
+            raise ValueError(f"tensor {name!r}: its shape does not match its size in the file")
+        total += numel
+    return total
+
+
+def _load_part(out: Path, entry: dict[str, str], expected: int | None = None) -> dict[str, torch.Tensor]:
     if not _own_file(entry["name"]):
         raise MakemoreError(f"corrupt checkpoint in {out}: unexpected file name {entry['name']!r}")
     path = out / entry["name"]
@@ -130,9 +272,14 @@ def _load_part(out: Path, entry: dict[str, str]) -> dict[str, torch.Tensor]:
     if hashlib.sha256(data).hexdigest() != entry["sha256"]:
         raise MakemoreError(f"corrupt checkpoint: {path} does not match its checksum (truncated or changed)")
     try:
-        return st_load(data)
+        numel = _check_header(data)
+        tensors = st_load(data)
     except Exception as e:  # safetensors raises its own error types for malformed headers
-        raise MakemoreError(f"corrupt checkpoint: {path} is not a valid safetensors file ({e})") from None
+        raise MakemoreError(f"corrupt checkpoint: {path} is not a valid safetensors file ({_first_line(e)})") from None
+    if expected is not None and numel != expected:
+        raise MakemoreError(f"corrupt checkpoint in {out}: its config describes a model of {expected:,} numbers, "
+                            f"{path.name} holds {numel:,}")
+    return tensors
 
 
 # The optimiser's state_dict mixes tensors (moments, step counts) with plain values (hyperparameters);
@@ -150,13 +297,51 @@ def optimizer_to_flat(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tenso
     return tensors, {"param_groups": sd["param_groups"], "plain_state": plain}
 
 
+def _kind(x: Any) -> Any:
+    """The shape of a JSON value: numbers are one kind (0 and 0.9 are both a momentum), lists keep their length."""
+    if isinstance(x, bool) or x is None or isinstance(x, str):
+        return type(x)
+    if isinstance(x, int | float):
+        return float
+    if isinstance(x, list | tuple):
+        return tuple(_kind(v) for v in x)
+    return type(x)
+
+
 def optimizer_from_flat(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
-    state: dict[int, dict[str, Any]] = {int(pid): dict(v) for pid, v in meta.get("plain_state", {}).items()}
+    """Restore an optimiser; a saved state that does not fit it (hand-edited JSON) is a ValueError, before torch
+    takes it in and fails later, mid-step."""
+    groups, plain = meta["param_groups"], meta.get("plain_state", {})
+    current = opt.state_dict()["param_groups"]
+    if not (isinstance(groups, list) and len(groups) == len(current) and all(isinstance(g, dict) for g in groups)):
+        raise ValueError("optimizer param_groups do not match")
+    params = [p for g in opt.param_groups for p in g["params"]]
+    for saved, now in zip(groups, current, strict=True):
+        if saved.get("params") != now["params"]:
+            raise ValueError("optimizer param_groups name other parameters")
+        for k in saved.keys() & now.keys():
+            if _kind(saved[k]) != _kind(now[k]):
+                raise ValueError(f"optimizer setting {k} has the wrong type")
+    groups = [{**now, **saved} for saved, now in zip(groups, current, strict=True)]  # missing: this run's value
+    if not (isinstance(plain, dict) and all(isinstance(v, dict) for v in plain.values())):
+        raise ValueError("optimizer plain_state is not an object of objects")
+    state: dict[int, dict[str, Any]] = {}
+    for pid, values in plain.items():
+        if not all(v is None or isinstance(v, bool | int | float) for v in values.values()):
+            raise ValueError("optimizer plain_state holds something other than numbers")
+        state[int(pid)] = dict(values)
     for key, v in tensors.items():
         if key.startswith("optim."):
             _, pid, k = key.split(".", 2)
             state.setdefault(int(pid), {})[k] = v
-    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    for pid, st in state.items():
+        if not 0 <= pid < len(params):
+            raise ValueError(f"optimizer state for parameter {pid}, which does not exist")
+        if any(isinstance(v, torch.Tensor) and v.dim() > 0 and v.shape != params[pid].shape for v in st.values()):
+            raise ValueError(f"optimizer state for parameter {pid} has the wrong shape")
+    if len({frozenset(st) for st in state.values()}) > 1:
+        raise ValueError("optimizer state differs between parameters")
+    opt.load_state_dict({"state": state, "param_groups": groups})
 
 
 @dataclass

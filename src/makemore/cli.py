@@ -46,19 +46,28 @@ def _key_value(text: str) -> tuple[str, Any]:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from makemore import checkpoint, models, presets, training
-    from makemore.data import load_corpus
+    from makemore.runlock import locked
 
     out = Path(args.out or f"runs/{args.preset or args.model or 'mlp'}")
     if out.exists() and not out.is_dir():
         raise MakemoreError(f"--out {out} is a file, not a directory")
+    with locked(out):  # one training per folder; also the check that --out is writable, before any data is read
+        return _train(args, out)
+
+
+def _train(args: argparse.Namespace, out: Path) -> int:
+    from makemore import checkpoint, limits, models, presets, training
+    from makemore.data import load_corpus
+
     if args.resume:
         if args.data is not None or args.model or args.preset:
             raise MakemoreError("--resume continues the run as it was: drop --data, --model and --preset")
         saved = training.saved_run(out)
         model, settings = saved.model, saved.train
         config = {k: v for k, v in saved.config.items() if k != "vocab_size"}
-        data, mode, seed = saved.data["source"], saved.data["mode"], int(saved.data.get("split_seed", 42))
+        data, mode, seed = saved.data["source"], saved.data["mode"], saved.data.get("split_seed", 42)
+        if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**63:
+            raise MakemoreError(f"corrupt checkpoint in {out}: the split seed {seed!r} is not a whole number")
     else:
         ours = [f for f in (checkpoint.META, training.METRICS, "loss.png") if (out / f).exists()]
         if ours and not args.force:
@@ -77,6 +86,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             settings[flag] = True
     cfg = training.TrainConfig.from_dict(settings)
     models.make_config(model, **config)  # unknown model or setting: say so before reading any data
+    limits.check_model(model, config)  # and settings too large for this machine
     corpus = load_corpus(data, mode, seed=seed)
     callbacks = []
     if args.diagnose:
@@ -91,11 +101,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     except training.Interrupted as e:
         print(f"makemore: {e}", file=sys.stderr)
         return e.exit_code
+    except OSError as e:  # a full disk or a folder gone read-only mid-run; checkpoints are all-or-nothing
+        kept = f"the last checkpoint in {out} was kept" if checkpoint.exists(out) else "no checkpoint was written"
+        raise MakemoreError(f"cannot write to {out}: {e.strerror or e}; {kept}") from None
     finally:
         if (out / training.METRICS).exists():
             from makemore import plots
 
-            plots.loss_curve(out / training.METRICS, out / "loss.png")
+            try:
+                plots.loss_curve(out / training.METRICS, out / "loss.png")
+            except OSError:  # the figure is a convenience: never hide why training stopped
+                pass
     if not result.main:  # another rank of a distributed run: rank 0 reports
         return 0
     print(f"step {result.step}: train loss {_fmt(result.train_loss)}, val loss {_fmt(result.val_loss)}"
@@ -284,8 +300,23 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+_LINE_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"  # what str.splitlines() and terminals break on
+
+
+def _one_line(text: str) -> str:
+    """An error quotes the user's input (a --set key, a path): its line breaks are shown escaped, not obeyed."""
+    return text.translate({ord(c): c.encode("unicode_escape").decode() for c in _LINE_BREAKS})
+
+
+class _Parser(argparse.ArgumentParser):
+    """A bad flag is one line too, like every other input error (argparse would print the usage first)."""
+
+    def error(self, message: str):
+        self.exit(2, f"makemore: error: {self.prog}: {_one_line(message)} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="makemore", description="Character-level language models: "
+    p = _Parser(prog="makemore", description="Character-level language models: "
                                 "train on any text, then make more of it.")
     p.add_argument("--version", action="version", version="makemore 0.1.0")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -368,10 +399,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 class _StderrHandler(logging.StreamHandler):
-    """Writes to whatever sys.stderr is at the time (it may be replaced after the handler is made)."""
+    """Logs to sys.stderr as it is at each message, not as it was at the first call of main (callers and tests
+    swap it)."""
 
-    @property
-    def stream(self):  # type: ignore[override]
+    @property  # type: ignore[override]
+    def stream(self):
         return sys.stderr
 
     @stream.setter
@@ -391,8 +423,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except MakemoreError as e:
-        print(f"makemore: error: {e}", file=sys.stderr)
+        print(f"makemore: error: {_one_line(str(e))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("makemore: interrupted", file=sys.stderr)
         return 130
+    except OSError as e:  # a full disk, a folder made read-only mid-run: the environment, not a bug
+        where = f" ({e.filename})" if e.filename else ""
+        print(f"makemore: error: {_one_line(f'{e.strerror or e}{where}')}", file=sys.stderr)
+        return 2

@@ -240,7 +240,10 @@ def load_corpus(data: str, mode: str = "auto", seed: int = 42, vocab: Vocab | No
 
 def training_corpus(data: dict, vocab: Vocab) -> Corpus:
     """The file a checkpoint was trained on (its `data` record), split as it was; refused if it changed since."""
-    corpus = load_corpus(data["source"], data["mode"], seed=int(data.get("split_seed", 42)), vocab=vocab)
+    seed = data.get("split_seed", 42)
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**63:
+        raise MakemoreError(f"corrupt checkpoint: the split seed {seed!r} is not a whole number")
+    corpus = load_corpus(data["source"], data["mode"], seed=seed, vocab=vocab)
     if corpus.fingerprint != data.get("sha256"):
         raise MakemoreError(f"{data['source']} changed since the model was trained on it, so its splits are not the "
                             "training splits any more (`makemore eval --data FILE` evaluates on it anyway)")

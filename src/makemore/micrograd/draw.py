@@ -106,5 +106,8 @@ def render(root: Value, path: str | os.PathLike[str], format: str | None = None,
     except graphviz.CalledProcessError as e:
         detail = (e.stderr or b"").decode(errors="replace").strip().splitlines()
         raise MakemoreError(f"dot failed: {detail[0] if detail else e}") from e
-    atomic_write(path, data)
+    try:
+        atomic_write(path, data)
+    except OSError as e:
+        raise MakemoreError(f"cannot write {path}: {e.strerror or e}") from None
     return path
