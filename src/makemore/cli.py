@@ -370,6 +370,9 @@ def build_parser() -> argparse.ArgumentParser:
     from makemore.micrograd.cli import register
 
     register(sub)
+    from makemore.serve.cli import register as register_serve
+
+    register_serve(sub)
     return p
 
 
