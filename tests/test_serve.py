@@ -173,6 +173,12 @@ def test_static_files_only_from_the_static_folder(client):
         assert r.status_code == 404, path
 
 
+def test_foreign_host_names_are_refused(engine):
+    app = create_app(engine, allowed_hosts=["127.0.0.1", "localhost"])
+    assert TestClient(app, base_url="http://127.0.0.1:8000").get("/api/info").status_code == 200
+    assert TestClient(app, base_url="http://rebound.example:8000").get("/api/info").status_code == 400
+
+
 def test_openapi_documents_the_limits(client):
     spec = client.get("/openapi.json").json()
     assert {"/api/sample", "/api/next", "/api/graph", "/api/stream", "/api/info"} <= set(spec["paths"])

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import Body, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.trustedhost import TrustedHostMiddleware
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
@@ -73,11 +74,15 @@ class GraphOut(BaseModel):
     nodes: list[Node]
 
 
-def create_app(engine: Engine) -> FastAPI:
-    """The app serving `engine`'s model."""
+def create_app(engine: Engine, allowed_hosts: list[str] | None = None) -> FastAPI:
+    """The app serving `engine`'s model; with `allowed_hosts`, requests naming another Host are refused (a page
+    elsewhere cannot reach a loopback server by pointing its own domain name at 127.0.0.1)."""
     app = FastAPI(title="makemore playground", version="0.1.0",
                   description="Sample from a trained makemore model, see its next-character probabilities, and "
                   "draw micrograd expression graphs.")
+
+    if allowed_hosts:
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts)
 
     @app.middleware("http")
     async def guard(request: Request, call_next: Any) -> Any:

@@ -55,5 +55,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"makemore playground: http://{host}:{args.port}/ (API docs at /docs; Ctrl-C to stop)", file=sys.stderr,
           flush=True)
-    uvicorn.run(create_app(engine), host=args.host, port=args.port, log_level="warning", access_log=False)
+    # On loopback, only requests naming this machine (a foreign domain resolving to 127.0.0.1 is refused).
+    hosts = ["127.0.0.1", "localhost"] if args.host in ("127.0.0.1", "localhost") else None
+    uvicorn.run(create_app(engine, hosts), host=args.host, port=args.port, log_level="warning", access_log=False)
     return 0

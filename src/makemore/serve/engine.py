@@ -25,9 +25,9 @@ class Engine:
     """A trained checkpoint, ready to sample from and to explain its next-character choices."""
 
     def __init__(self, out: str | Path, which: str = "best", threads: int | None = None) -> None:
+        self.loaded = load_model(out, which)
         if threads:  # a server runs requests side by side: one torch thread each beats threads fighting for cores
             torch.set_num_threads(threads)
-        self.loaded = load_model(out, which)
         vocab = self.loaded.vocab
         self.lines = vocab.boundary  # lines mode: items ended by the boundary token; else one continuous text
         self.itos = vocab.itos
