@@ -47,3 +47,15 @@ def tiny_names(tmp_path) -> str:
     path.write_text("\n".join(["emma", "olivia", "ava", "isabella", "sophia", "mia", "amelia", "harper",
                                "evelyn", "abigail", "emily", "ella", "elizabeth", "camila", "luna"] * 4) + "\n")
     return str(path)
+
+
+@pytest.fixture(scope="session")
+def serve_run(tmp_path_factory) -> str:
+    """A tiny mlp trained for a few seconds on the bundled names: enough for the playground's tests."""
+    from makemore.data import load_corpus
+    from makemore.training import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("serve") / "names"
+    cfg = TrainConfig(steps=300, eval_interval=300, batch_size=64, lr=1e-2)
+    train("mlp", {"n_embd": 4, "n_hidden": 32}, load_corpus("names"), cfg, out, progress=False)
+    return str(out)

@@ -395,6 +395,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     register(sub)
     register_backprop(sub)
+    from makemore.serve.cli import register as register_serve
+
+    register_serve(sub)
     return p
 
 

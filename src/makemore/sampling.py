@@ -66,12 +66,17 @@ class _NextLogits:
         return m(history[:, self.start:])[:, -1]
 
 
-def _pick(logits: Tensor, temperature: float, top_k: int | None, generator: torch.Generator | None) -> Tensor:
+def _distribution(logits: Tensor, temperature: float, top_k: int | None) -> Tensor:
+    """What a step draws from: softmax(logits / temperature), with all but the top_k most likely set to 0."""
     logits = logits.float() / temperature
     if top_k is not None:
         kth = torch.topk(logits, min(top_k, logits.shape[-1])).values[:, -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))
-    return torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=generator)
+    return torch.softmax(logits, dim=-1)
+
+
+def _pick(logits: Tensor, temperature: float, top_k: int | None, generator: torch.Generator | None) -> Tensor:
+    return torch.multinomial(_distribution(logits, temperature, top_k), 1, generator=generator)
 
 
 def _check(n: int, temperature: float, top_k: int | None) -> None:
@@ -141,13 +146,13 @@ def stream(model: LanguageModel, vocab: Vocab, *, prompt: str = "", temperature:
 
 
 @torch.no_grad()
-def next_token_probs(model: LanguageModel, vocab: Vocab, prompt: str = "",
-                     temperature: float = 1.0) -> list[tuple[str, float]]:
-    """The model's distribution of the character after `prompt`, as (printed name, probability) for every token,
-    in vocabulary order: the sampling loop's one step, made visible."""
-    _check(1, temperature, None)
+def next_token_probs(model: LanguageModel, vocab: Vocab, prompt: str = "", temperature: float = 1.0,
+                     top_k: int | None = None) -> list[tuple[str, float]]:
+    """The distribution the next character after `prompt` is drawn from, as (printed name, probability) for
+    every token in vocabulary order: the sampling loop's one step, made visible."""
+    _check(1, temperature, top_k)
     history = torch.tensor([_start(model, vocab, prompt)], dtype=torch.long, device=_device(model))
-    probs = torch.softmax(_NextLogits(model, use_cache=True)(history).float() / temperature, dim=-1)[0]
+    probs = _distribution(_NextLogits(model, use_cache=True)(history), temperature, top_k)[0]
     return list(zip(vocab.itos, probs.tolist(), strict=True))
 
 
