@@ -47,3 +47,13 @@ def tiny_names(tmp_path) -> str:
     path.write_text("\n".join(["emma", "olivia", "ava", "isabella", "sophia", "mia", "amelia", "harper",
                                "evelyn", "abigail", "emily", "ella", "elizabeth", "camila", "luna"] * 4) + "\n")
     return str(path)
+
+
+@pytest.fixture(scope="session")
+def shakespeare_path() -> str:
+    """Tiny Shakespeare (lecture 7's text), which lives beside the checkout and is never committed."""
+    path = SHARED / "tinyshakespeare.txt"
+    if not path.is_file():
+        missing(f"needs tinyshakespeare.txt, not found at {path}: put it there, or set MAKEMORE_SHARED_DATA "
+                "to the folder that holds it")
+    return str(path)

@@ -136,6 +136,7 @@ class SequenceExamples:
             self.stream = encode_text("".join(items), vocab)
             self._n_targets = max(len(self.stream) - 1, 0)
             self._window = torch.arange(T)
+            self._window_1 = torch.arange(T + 1)
 
     def __len__(self) -> int:
         """Rows: items' rows (lines), or consecutive windows covering the text."""
@@ -163,8 +164,13 @@ class SequenceExamples:
     def random_batch(self, batch_size: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         if self.lines:
             return self.batch(torch.randint(0, len(self), (batch_size,), generator=generator))
-        high = max(len(self.stream) - self.block_size, 1)
-        return self._windows(torch.randint(0, high, (batch_size,), generator=generator))
+        high = len(self.stream) - self.block_size
+        starts = torch.randint(0, max(high, 1), (batch_size,), generator=generator)
+        if high < 1:  # a text no longer than one window: padded like the evaluation windows
+            return self._windows(starts)
+        # Every window and its shifted targets lie inside the stream: one gather of T+1 tokens, no clamps or masks.
+        xy = self.stream[starts[:, None] + self._window_1].long()
+        return xy[:, :-1], xy[:, 1:]
 
     def rows_for(self, n_targets: int) -> int:
         return min(len(self), -(-n_targets // self.block_size))

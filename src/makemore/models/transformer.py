@@ -153,3 +153,20 @@ class Transformer(LanguageModel):
         for i, block in enumerate(self.blocks):
             x = block(x, cache, i)
         return self.lm_head(self.ln_f(x))
+
+
+@dataclass(frozen=True)
+class GPTConfig(TransformerConfig):
+    """The Transformer sized for continuous text: the lecture-7 model's shape (10.7 M parameters with a 65-character
+    vocabulary), no biases in Linear and LayerNorm layers (nanoGPT's default: a little faster, trains as well)."""
+
+    block_size: int = 256
+    n_layer: int = 6
+    n_head: int = 6
+    n_embd: int = 384
+    dropout: float = 0.2
+    bias: bool = False
+
+
+# The same class under a second name: `gpt` is the Transformer with GPT-sized defaults, for text.
+register("gpt", GPTConfig, "GPT on continuous text (lecture 7): the Transformer with GPT-sized defaults")(Transformer)
