@@ -51,6 +51,16 @@ class KVCache:
         return self.k[layer][:, :, :end], self.v[layer][:, :, :end]
 
 
+def attention(q: Tensor, k: Tensor, v: Tensor, **kw: Any) -> Tensor:
+    """F.scaled_dot_product_attention, in fp32 on CPU under bf16 autocast: there torch's bf16 flash-attention
+    backward is about 7x slower than its fp32 one at GPT sizes (T=64, head size 32), which would cost more than
+    the bf16 matmuls save. Elsewhere (CUDA, or no autocast) it runs in the inputs' precision."""
+    if q.dtype == torch.bfloat16 and q.device.type == "cpu":
+        with torch.autocast("cpu", enabled=False):
+            return F.scaled_dot_product_attention(q.float(), k.float(), v.float(), **kw).to(q.dtype)
+    return F.scaled_dot_product_attention(q, k, v, **kw)
+
+
 class CausalSelfAttention(nn.Module):
     def __init__(self, c: TransformerConfig):
         super().__init__()
@@ -70,12 +80,12 @@ class CausalSelfAttention(nn.Module):
             k, v = cache.append(layer, k, v)
         dropout = self.dropout if self.training else 0.0
         if past == 0:  # every query sees itself and the positions before it
-            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)
+            y = attention(q, k, v, dropout_p=dropout, is_causal=True)
         elif T == 1:  # one new position sees everything in the cache: no mask at all
-            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout)
+            y = attention(q, k, v, dropout_p=dropout)
         else:  # several new positions after a filled cache: query i sees keys 0 .. past + i
             mask = torch.ones(T, past + T, dtype=torch.bool, device=x.device).tril(past)
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)
+            y = attention(q, k, v, attn_mask=mask, dropout_p=dropout)
         return self.resid_dropout(self.proj(y.transpose(1, 2).reshape(B, T, C)))
 
 
