@@ -95,3 +95,23 @@ def test_train_and_stream_shakespeare_through_the_cli(shakespeare_path, tmp_path
     assert main(["sample", "--out", out, "--prompt", "ROMEO:", "--max-tokens", "80"]) == 0
     text = capsys.readouterr().out
     assert text.startswith("ROMEO:") and len(text.rstrip("\n")) == 86
+
+
+def test_the_step_takes_a_compiled_forward():
+    """torch.compile's module refuses bool() (it has no len()); the Stepper must not ask."""
+
+    class Compiled:  # stands in for torch.compile(model): callable, no truth value
+        def __init__(self, m):
+            self.m = m
+
+        def __call__(self, x):
+            return self.m(x)
+
+        def __len__(self):
+            raise TypeError("no len()")
+
+    model = tiny_gpt().train()
+    cfg = train.TrainConfig(steps=1, batch_size=2, lr=1e-3, device="cpu")
+    stepper = train.Stepper(model, cfg, torch.device("cpu"), Compiled(model))
+    X = torch.randint(0, 13, (2, 17))
+    assert torch.isfinite(stepper(X[:, :-1], X[:, 1:]))

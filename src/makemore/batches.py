@@ -175,7 +175,9 @@ class SequenceExamples:
     def rows_for(self, n_targets: int) -> int:
         return min(len(self), -(-n_targets // self.block_size))
 
-    def chunks(self, size: int = 65536, limit: int | None = None) -> Iterator[tuple[Tensor, Tensor]]:
+    def chunks(self, size: int = 16384, limit: int | None = None) -> Iterator[tuple[Tensor, Tensor]]:
+        """About `size` targets at a time: a sequence model holds activations for every position of a chunk (a
+        GPT's MLP alone ~8 KB a position), so chunks are smaller than for context models."""
         end = len(self) if limit is None else self.rows_for(limit)
         rows = max(1, size // self.block_size)
         for start in range(0, end, rows):

@@ -105,7 +105,7 @@ class Stepper:
     def __init__(self, model: torch.nn.Module, cfg: TrainConfig, device: torch.device,
                  forward: Callable[[Tensor], Tensor] | None = None):
         self.model, self.cfg, self.device = model, cfg, device
-        self.forward = forward or model
+        self.forward = model if forward is None else forward  # not `or`: a compiled module refuses bool()
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.optimizer = OPTIMIZERS[cfg.optimizer](model, cfg)
         plain_sgd = cfg.optimizer == "sgd" and cfg.momentum == 0
