@@ -59,3 +59,13 @@ def serve_run(tmp_path_factory) -> str:
     cfg = TrainConfig(steps=300, eval_interval=300, batch_size=64, lr=1e-2)
     train("mlp", {"n_embd": 4, "n_hidden": 32}, load_corpus("names"), cfg, out, progress=False)
     return str(out)
+
+
+@pytest.fixture(scope="session")
+def shakespeare_path() -> str:
+    """Tiny Shakespeare (lecture 7's text), which lives beside the checkout and is never committed."""
+    path = SHARED / "tinyshakespeare.txt"
+    if not path.is_file():
+        missing(f"needs tinyshakespeare.txt, not found at {path}: put it there, or set MAKEMORE_SHARED_DATA "
+                "to the folder that holds it")
+    return str(path)

@@ -144,6 +144,7 @@ class SequenceExamples:
             self.stream = _token_ids(items, vocab)
             self._n_targets = max(len(self.stream) - 1, 0)
             self._window = torch.arange(T)
+            self._window_1 = torch.arange(T + 1)
 
     def __len__(self) -> int:
         """Rows: items' rows (lines), or consecutive windows covering the text."""
@@ -171,13 +172,20 @@ class SequenceExamples:
     def random_batch(self, batch_size: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         if self.lines:
             return self.batch(torch.randint(0, len(self), (batch_size,), generator=generator))
-        high = max(len(self.stream) - self.block_size, 1)
-        return self._windows(torch.randint(0, high, (batch_size,), generator=generator))
+        high = len(self.stream) - self.block_size
+        starts = torch.randint(0, max(high, 1), (batch_size,), generator=generator)
+        if high < 1:  # a text no longer than one window: padded like the evaluation windows
+            return self._windows(starts)
+        # Every window and its shifted targets lie inside the stream: one gather of T+1 tokens, no clamps or masks.
+        xy = self.stream[starts[:, None] + self._window_1].long()
+        return xy[:, :-1], xy[:, 1:]
 
     def rows_for(self, n_targets: int) -> int:
         return min(len(self), -(-n_targets // self.block_size))
 
-    def chunks(self, size: int = 65536, limit: int | None = None) -> Iterator[tuple[Tensor, Tensor]]:
+    def chunks(self, size: int = 16384, limit: int | None = None) -> Iterator[tuple[Tensor, Tensor]]:
+        """About `size` targets at a time: a sequence model holds activations for every position of a chunk (a
+        GPT's MLP alone ~8 KB a position), so chunks are smaller than for context models."""
         end = len(self) if limit is None else self.rows_for(limit)
         rows = max(1, size // self.block_size)
         for start in range(0, end, rows):

@@ -58,6 +58,21 @@ PRESETS: dict[str, dict[str, Any]] = {
     "best": {"model": "mlp", "config": {"block_size": 5, "n_embd": 24, "n_hidden": 400},
              "train": {"optimizer": "adamw", "lr": 3e-3, "schedule": "cosine", "warmup": 200, "min_lr": 1e-4,
                        "batch_size": 256, "steps": 20_000, "eval_interval": 2000, "weight_decay": 0.05}},
+    # GPT on continuous text (lecture 7), e.g. tiny Shakespeare. `lecture7` is the lecture's 10.7 M model (val ~1.48
+    # on a GPU, where bf16 autocast turns itself on; add --compile there). `cpu` is the best model for two CPU cores
+    # in about a minute, and `gpt` (the model's own default) is the same recipe; its bf16 matmuls need a CPU with
+    # AVX-512 BF16 or AMX to pay (elsewhere: --autocast off).
+    "lecture7": {"model": "gpt",
+                 "config": {"block_size": 256, "n_layer": 6, "n_head": 6, "n_embd": 384, "dropout": 0.2},
+                 "train": (GPT_TRAIN := {"optimizer": "adamw", "betas": [0.9, 0.99], "weight_decay": 0.1,
+                                         "grad_clip": 1.0, "schedule": "cosine", "warmup": 100,
+                                         "lr": 3e-4, "min_lr": 3e-5, "batch_size": 64, "steps": 5000,
+                                         "eval_interval": 500})},
+    "cpu": (GPT_CPU := {"model": "gpt",
+                        "config": {"block_size": 64, "n_layer": 4, "n_head": 4, "n_embd": 128, "dropout": 0.0},
+                        "train": {**GPT_TRAIN, "lr": 3e-3, "min_lr": 3e-4, "batch_size": 12, "steps": 1300,
+                                  "eval_interval": 1300, "autocast": "bf16"}}),
+    "gpt": GPT_CPU,
 }
 
 

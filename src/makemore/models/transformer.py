@@ -42,13 +42,37 @@ class KVCache:
         self.k = [like.new_empty(shape) for _ in range(n_layer)]
         self.v = [like.new_empty(shape) for _ in range(n_layer)]
         self.length = 0  # positions filled
+        self.weights: list[tuple[Tensor | None, ...]] | None = None  # the model's, gathered once for decoding
 
     def append(self, layer: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         """Store the new positions' k and v (B, nh, t, hs); return all of the layer's so far."""
-        end = self.length + k.shape[2]
-        self.k[layer][:, :, self.length:end] = k
-        self.v[layer][:, :, self.length:end] = v
-        return self.k[layer][:, :, :end], self.v[layer][:, :, :end]
+        t, end = k.shape[2], self.length + k.shape[2]
+        K, V = self.k[layer], self.v[layer]
+        K.narrow(2, self.length, t).copy_(k)
+        V.narrow(2, self.length, t).copy_(v)
+        return K.narrow(2, 0, end), V.narrow(2, 0, end)
+
+
+def attention(q: Tensor, k: Tensor, v: Tensor, **kw: Any) -> Tensor:
+    """F.scaled_dot_product_attention, in fp32 on CPU under bf16 autocast: there torch's bf16 flash-attention
+    backward is about 7x slower than its fp32 one at GPT sizes (T=64, head size 32), which would cost more than
+    the bf16 matmuls save. Elsewhere (CUDA, or no autocast) it runs in the inputs' precision."""
+    if q.dtype == torch.bfloat16 and q.device.type == "cpu":
+        with torch.autocast("cpu", enabled=False):
+            return F.scaled_dot_product_attention(q.float(), k.float(), v.float(), **kw).to(q.dtype)
+    return F.scaled_dot_product_attention(q, k, v, **kw)
+
+
+def causal_attention(q: Tensor, k: Tensor, v: Tensor, past: int, dropout: float = 0.0) -> Tensor:
+    """Queries (B, nh, T, hs) of positions past .. past+T-1 attending to keys and values (B, nh, past+T, hs)."""
+    T = q.shape[2]
+    if past == 0:  # every query sees itself and the positions before it
+        return attention(q, k, v, dropout_p=dropout, is_causal=True)
+    if T == 1:  # one new position sees everything in the cache: no mask at all
+        return attention(q, k, v, dropout_p=dropout)
+    # several new positions after a filled cache: query i sees keys 0 .. past + i
+    mask = torch.ones(T, past + T, dtype=torch.bool, device=q.device).tril(past)
+    return attention(q, k, v, attn_mask=mask, dropout_p=dropout)
 
 
 class CausalSelfAttention(nn.Module):
@@ -68,14 +92,7 @@ class CausalSelfAttention(nn.Module):
         if cache is not None:
             past = cache.length
             k, v = cache.append(layer, k, v)
-        dropout = self.dropout if self.training else 0.0
-        if past == 0:  # every query sees itself and the positions before it
-            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)
-        elif T == 1:  # one new position sees everything in the cache: no mask at all
-            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout)
-        else:  # several new positions after a filled cache: query i sees keys 0 .. past + i
-            mask = torch.ones(T, past + T, dtype=torch.bool, device=x.device).tril(past)
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)
+        y = causal_attention(q, k, v, past, self.dropout if self.training else 0.0)
         return self.resid_dropout(self.proj(y.transpose(1, 2).reshape(B, T, C)))
 
 
@@ -138,7 +155,7 @@ class Transformer(LanguageModel):
             c = self.config
             shape = (idx.shape[0], c.n_head, c.block_size, c.n_embd // c.n_head)
             state = KVCache(c.n_layer, shape, self.wte.weight)
-        logits = self._run(idx, state)
+        logits = self._run(idx, state) if self.training else self._decode(idx, state)
         state.length += idx.shape[1]
         return logits, state
 
@@ -148,8 +165,47 @@ class Transformer(LanguageModel):
         if past + T > self.config.block_size:
             raise MakemoreError(f"a sequence of {past + T} tokens is longer than the block size "
                                 f"{self.config.block_size}")
-        pos = torch.arange(past, past + T, device=idx.device)
-        x = self.drop(self.wte(idx) + self.wpe(pos))
+        x = self.drop(self.wte(idx) + self.wpe.weight[past:past + T])  # positions past .. past+T-1
         for i, block in enumerate(self.blocks):
             x = block(x, cache, i)
         return self.lm_head(self.ln_f(x))
+
+    def _decode(self, idx: Tensor, cache: KVCache) -> Tensor:
+        """_run with a cache in eval mode (no dropout), written with functional calls: the same operations on the
+        same weights, without ~50 module calls a token, which on CPU are a good part of a small model's time per
+        generated token. (Tests hold it equal to forward().)"""
+        c = self.config
+        B, T = idx.shape
+        past, C, nh = cache.length, c.n_embd, c.n_head
+        if past + T > c.block_size:
+            raise MakemoreError(f"a sequence of {past + T} tokens is longer than the block size {c.block_size}")
+        if cache.weights is None:  # looked up once per generation (a module attribute costs ~1 µs a time)
+            cache.weights = [(b.ln_1.weight, b.ln_1.bias, b.attn.qkv.weight, b.attn.qkv.bias, b.attn.proj.weight,
+                              b.attn.proj.bias, b.ln_2.weight, b.ln_2.bias, b.mlp.fc.weight, b.mlp.fc.bias,
+                              b.mlp.proj.weight, b.mlp.proj.bias) for b in self.blocks]
+        eps = self.ln_f.eps
+        x = F.embedding(idx, self.wte.weight) + self.wpe.weight[past:past + T]
+        for i, (g1, b1, wa, ba, wp, bp, g2, b2, wf, bf, wm, bm) in enumerate(cache.weights):
+            h = F.layer_norm(x, (C,), g1, b1, eps)
+            q, k, v = F.linear(h, wa, ba).view(B, T, 3, nh, C // nh).permute(2, 0, 3, 1, 4)
+            k, v = cache.append(i, k, v)
+            x = x + F.linear(causal_attention(q, k, v, past).transpose(1, 2).reshape(B, T, C), wp, bp)
+            x = x + F.linear(F.gelu(F.linear(F.layer_norm(x, (C,), g2, b2, eps), wf, bf)), wm, bm)
+        return F.linear(F.layer_norm(x, (C,), self.ln_f.weight, self.ln_f.bias, eps), self.lm_head.weight)
+
+
+@dataclass(frozen=True)
+class GPTConfig(TransformerConfig):
+    """The Transformer sized for continuous text: the lecture-7 model's shape (10.7 M parameters with a 65-character
+    vocabulary), no biases in Linear and LayerNorm layers (nanoGPT's default: a little faster, trains as well)."""
+
+    block_size: int = 256
+    n_layer: int = 6
+    n_head: int = 6
+    n_embd: int = 384
+    dropout: float = 0.2
+    bias: bool = False
+
+
+# The same class under a second name: `gpt` is the Transformer with GPT-sized defaults, for text.
+register("gpt", GPTConfig, "GPT on continuous text (lecture 7): the Transformer with GPT-sized defaults")(Transformer)

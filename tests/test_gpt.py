@@ -1,0 +1,117 @@
+"""The GPT on continuous text (lecture 7): the `gpt` name, causality, the KV cache, learning a short text, the
+presets, and the command line streaming text."""
+
+import pytest
+import torch
+
+from makemore import models, presets
+from makemore import training as train
+from makemore.cli import main
+from makemore.data import Vocab, load_corpus
+from makemore.models.transformer import Transformer
+from makemore.sampling import generate, stream
+
+TINY = {"block_size": 16, "n_layer": 2, "n_head": 2, "n_embd": 16, "dropout": 0.0}
+
+
+def tiny_gpt(vocab_size=13, **over):
+    torch.manual_seed(0)
+    return models.build("gpt", models.make_config("gpt", vocab_size=vocab_size, **{**TINY, **over})).eval()
+
+
+def test_gpt_is_the_transformer_with_gpt_sized_defaults():
+    c = models.make_config("gpt", vocab_size=65)
+    assert models.get("gpt").model is Transformer
+    assert (c.n_layer, c.n_head, c.n_embd, c.block_size, c.dropout) == (6, 6, 384, 256, 0.2)
+    m = models.build("gpt", c)
+    assert 10.6e6 < models.registry.count_parameters(m) < 10.8e6  # the lecture's 10.7 M model
+    assert m.lm_head.weight is m.wte.weight  # tied
+
+
+def test_causal_attention():
+    """A change at position j leaves every logit before j as it was, with dropout off."""
+    m = tiny_gpt()
+    x = torch.randint(0, 13, (2, 16), generator=torch.Generator().manual_seed(1))
+    base = m(x)
+    for j in (0, 5, 15):
+        y = x.clone()
+        y[:, j] = (y[:, j] + 1) % 13
+        out = m(y)
+        torch.testing.assert_close(out[:, :j], base[:, :j], rtol=0, atol=1e-6)
+        assert not torch.allclose(out[:, j:], base[:, j:])
+
+
+def test_kv_cache_equals_the_full_forward_and_generation_is_identical():
+    m = tiny_gpt()
+    x = torch.randint(0, 13, (3, 16))
+    state, parts = None, []
+    for a, b in ((0, 5), (5, 6), (6, 11), (11, 16)):
+        out, state = m.forward_cached(x[:, a:b], state)
+        parts.append(out)
+    torch.testing.assert_close(torch.cat(parts, dim=1), m(x), rtol=1e-5, atol=1e-5)
+    vocab = Vocab.build("abcdefghijklm", "text")
+    kw = {"prompt": "abc", "max_len": 60, "temperature": 1.3, "top_k": 8}  # past the block size of 16, twice
+    cached = generate(m, vocab, 3, generator=torch.Generator().manual_seed(5), use_cache=True, **kw)
+    plain = generate(m, vocab, 3, generator=torch.Generator().manual_seed(5), use_cache=False, **kw)
+    assert cached == plain and all(len(s) == 63 for s in cached)
+    streamed = "".join(stream(m, vocab, generator=torch.Generator().manual_seed(5), **kw))
+    assert streamed == generate(m, vocab, 1, generator=torch.Generator().manual_seed(5), **kw)[0]
+
+
+def test_a_tiny_gpt_overfits_a_short_text(tmp_path):
+    text = tmp_path / "verse.txt"
+    verse = "To be, or not to be, that is the question:\nWhether 'tis nobler in the mind to suffer\n\n"
+    text.write_text(verse * 40)
+    corpus = load_corpus(str(text), "text")
+    cfg = train.TrainConfig(steps=150, batch_size=16, lr=1e-2, schedule="cosine", warmup=10, min_lr=1e-3,
+                            weight_decay=0.1, grad_clip=1.0, eval_interval=150, seed=0, device="cpu")
+    r = train.train("gpt", {**TINY, "n_embd": 32}, corpus, cfg, tmp_path / "run", progress=False)
+    assert r.train_loss < 0.3 and r.val_loss < 0.3, (r.train_loss, r.val_loss)  # a memorised verse
+    out = generate(r.model, corpus.vocab, 1, prompt="To be, or", top_k=1, max_len=30)[0]
+    assert out == (verse * 2)[:39]
+
+
+@pytest.mark.parametrize("preset", ["lecture7", "cpu", "gpt"])
+def test_gpt_presets_load_and_train_a_step(preset):
+    name, config, settings = presets.resolve("gpt", preset)
+    assert name == "gpt"
+    cfg = train.TrainConfig.from_dict({**settings, "device": "cpu"})
+    model = train.build_model(name, config, 65, cfg.seed).train()
+    stepper = train.Stepper(model, cfg, torch.device("cpu"))
+    X = torch.randint(0, 65, (2, model.block_size + 1))
+    before = model.wte.weight.detach().clone()
+    stepper.set_lr(train.lr_at(0, cfg))
+    loss = float(stepper(X[:, :-1], X[:, 1:]))
+    assert abs(loss - torch.log(torch.tensor(65.0)).item()) < 0.5  # GPT-2 init: about uniform at first
+    assert not torch.equal(before, model.wte.weight)
+    assert presets.resolve("gpt", None) == presets.resolve(None, "cpu")
+
+
+def test_train_and_stream_shakespeare_through_the_cli(shakespeare_path, tmp_path, capsys):
+    out = str(tmp_path / "run")
+    assert main(["train", "--model", "gpt", "--data", shakespeare_path, "--preset", "cpu", "--out", out,
+                 "--steps", "3", "--eval-max", "2000", "--quiet", "--samples", "0"]) == 0
+    assert "step 3:" in capsys.readouterr().out
+    assert main(["sample", "--out", out, "--prompt", "ROMEO:", "--max-tokens", "80"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("ROMEO:") and len(text.rstrip("\n")) == 86
+
+
+def test_the_step_takes_a_compiled_forward():
+    """torch.compile's module refuses bool() (it has no len()); the Stepper must not ask."""
+
+    class Compiled:  # stands in for torch.compile(model): callable, no truth value
+        def __init__(self, m):
+            self.m = m
+
+        def __call__(self, x):
+            return self.m(x)
+
+        def __len__(self):
+            raise TypeError("no len()")
+
+    model = tiny_gpt().train()
+    cfg = train.TrainConfig(steps=1, batch_size=2, lr=1e-3, device="cpu")
+    stepper = train.Stepper(model, cfg, torch.device("cpu"), Compiled(model))
+    X = torch.randint(0, 13, (2, 17))
+    assert torch.isfinite(stepper(X[:, :-1], X[:, 1:]))
