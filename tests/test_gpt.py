@@ -115,3 +115,15 @@ def test_the_step_takes_a_compiled_forward():
     stepper = train.Stepper(model, cfg, torch.device("cpu"), Compiled(model))
     X = torch.randint(0, 13, (2, 17))
     assert torch.isfinite(stepper(X[:, :-1], X[:, 1:]))
+
+
+def test_bigram_baseline_on_text_is_the_lectures(shakespeare_path, tmp_path):
+    """Lecture 7 reports val about 2.49 for its bigram after 3000 steps (batch 32, block 8, lr 1e-2)."""
+    from makemore import presets
+    from makemore import training as train_
+    from makemore.data import load_corpus
+
+    name, config, settings = presets.resolve(None, "lecture7-bigram")
+    r = train_.train(name, config, load_corpus(shakespeare_path), train_.TrainConfig(**settings), tmp_path,
+                     progress=False)
+    assert r.step == 3000 and abs(r.val_loss - 2.49) < 0.03

@@ -73,6 +73,10 @@ PRESETS: dict[str, dict[str, Any]] = {
                         "train": {**GPT_TRAIN, "lr": 3e-3, "min_lr": 3e-4, "batch_size": 12, "steps": 1300,
                                   "eval_interval": 1300, "autocast": "bf16"}}),
     "gpt": GPT_CPU,
+    # Lecture 7's first baseline on text: the bigram, batch 32, block 8, AdamW 1e-2, 3000 steps (val about 2.49).
+    "lecture7-bigram": {"model": "bigram", "config": {"block_size": 8, "l2": 0.0},
+                        "train": {"optimizer": "adamw", "lr": 1e-2, "batch_size": 32, "steps": 3000,
+                                  "eval_interval": 500}},
 }
 
 
