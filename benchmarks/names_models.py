@@ -141,8 +141,8 @@ def run_ours(preset: str, data: Path, root: Path) -> dict:
     return r
 
 
-def run_karpathy(script: Path, data: Path, root: Path, pythonpath: str, steps: int) -> dict:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1",
+def run_karpathy(script: Path, data: Path, root: Path, pythonpath: str, steps: int, threads: int) -> dict:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": str(threads),
            "PYTHONPATH": os.pathsep.join(p for p in (pythonpath, os.environ.get("PYTHONPATH", "")) if p)}
     cmd = [sys.executable, "-u", str(script), "-i", str(data), "-o", str(root / "karpathy"), "--type", "transformer",
            "--device", "cpu", "--max-steps", str(steps)]
@@ -255,6 +255,25 @@ def write_results(md: str, path: Path) -> None:
     path.write_text(text)
 
 
+def report(results: dict, karpathy: dict | None, header: str, args: argparse.Namespace) -> None:
+    """The JSON, the figure and the RESULTS.md section, rewritten after every run (a cut-short run keeps its part)."""
+    ordered = {m: results[m] for m in MODELS if m in results} | {m: results[m] for m in results if m not in MODELS}
+    args.json.write_text(json.dumps({"header": header, "ours": ordered, "karpathy": karpathy}, indent=1) + "\n")
+    plot(ordered, karpathy, FIGURE)
+    md = [f"Run: {header}.", "", table(ordered, karpathy), "", *goals(ordered, karpathy), "",
+          "Load (1/5/15-min load average before -> after each run): "
+          + "; ".join(f"{k} {r['load']}" for k, r in [*ordered.items(), *([("karpathy", karpathy)] if karpathy
+                                                                          else [])]), "",
+          "Samples (10 each, `makemore sample -n 10 --seed 0`, best checkpoint):", ""]
+    for name, r in ordered.items():
+        md.append(f"- {name}: " + ", ".join(s for s in r["samples"] if s))
+    md.append("")
+    md.append(f"![val loss against wall time](figures/{FIGURE.name})")
+    text = "\n".join(md)
+    print("\n" + text, flush=True)
+    write_results(text, args.results)
+
+
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         return child(sys.argv[2:])
@@ -264,6 +283,9 @@ def main() -> int:
     p.add_argument("--karpathy", type=Path, default=Path("/tmp/karpathy_makemore/makemore.py"))
     p.add_argument("--no-karpathy", action="store_true")
     p.add_argument("--karpathy-steps", type=int, default=15_000)
+    p.add_argument("--karpathy-threads", type=int, default=1,
+                   help="OMP_NUM_THREADS for makemore.py (1, as our trainer uses for small models: on a shared "
+                        "2-core box two OpenMP threads per process stall each other, ~0.4 s a step)")
     p.add_argument("--pythonpath", default="/tmp/tb_pkgs", help="where tensorboard is installed, for karpathy's")
     p.add_argument("--work", type=Path, help="where runs go (default: a new temporary folder)")
     p.add_argument("--results", type=Path, default=HERE / "RESULTS.md")
@@ -286,25 +308,12 @@ def main() -> int:
     results: dict = {}
     for i, name in enumerate(order):
         if i == 0 and not args.no_karpathy:
-            karpathy = run_karpathy(args.karpathy, args.data, root, args.pythonpath, args.karpathy_steps)
+            karpathy = run_karpathy(args.karpathy, args.data, root, args.pythonpath, args.karpathy_steps,
+                                    args.karpathy_threads)
             print(f"  karpathy: {karpathy['wall']:.1f} s, curve {karpathy['curve'][-3:]}", flush=True)
         results[name] = r = run_ours(name, args.data, root)
         print(f"  {name}: {r['wall']:.1f} s, {r['steps']} steps, {r['losses']}, load {r['load']}", flush=True)
-    ordered = {m: results[m] for m in MODELS if m in results} | {m: results[m] for m in results if m not in MODELS}
-    args.json.write_text(json.dumps({"header": header, "ours": ordered, "karpathy": karpathy}, indent=1) + "\n")
-    plot(ordered, karpathy, FIGURE)
-    md = [f"Run: {header}.", "", table(ordered, karpathy), "", *goals(ordered, karpathy), "",
-          "Load (1/5/15-min load average before -> after each run): "
-          + "; ".join(f"{k} {r['load']}" for k, r in [*ordered.items(), *([("karpathy", karpathy)] if karpathy
-                                                                          else [])]), "",
-          "Samples (10 each, `makemore sample -n 10 --seed 0`, best checkpoint):", ""]
-    for name, r in ordered.items():
-        md.append(f"- {name}: " + ", ".join(s for s in r["samples"] if s))
-    md.append("")
-    md.append(f"![val loss against wall time](figures/{FIGURE.name})")
-    text = "\n".join(md)
-    print("\n" + text)
-    write_results(text, args.results)
+        report(results, karpathy, header, args)
     return 0
 
 
