@@ -149,7 +149,10 @@ def test_more_bad_input(tmp_path, tiny_names, capsys):
     assert "unknown device" in bad(capsys, "train", "--data", tiny_names, "--out", a, "--device", "mps")
     assert "learning rate (--lr) must be a finite number > 0, not nan" in bad(
         capsys, "train", "--data", tiny_names, "--out", a, "--lr", "nan")
-    assert "--batch-size must be >= 0" in bad(capsys, "train", "--data", tiny_names, "--out", a, "--batch-size", "-1")
+    assert "--batch-size must be between 0 and" in bad(capsys, "train", "--data", tiny_names, "--out", a,
+                                                       "--batch-size", "-1")
+    assert "--batch-size must be between 0 and" in bad(capsys, "train", "--data", tiny_names, "--out", a,
+                                                       "--batch-size", str(10**12))
     assert "steps must be > 0" in bad(capsys, "train", "--data", tiny_names, "--out", a, "--steps", "0")
     assert "counted" in bad(capsys, "lr-find", "--model", "bigram-counts", "--data", tiny_names)
     assert not (tmp_path / "a").exists() or not any((tmp_path / "a").iterdir())

@@ -151,3 +151,14 @@ def test_a_literal_dot_is_not_the_boundary(tmp_path):
     out = generate(model, vocab, 20, generator=torch.Generator().manual_seed(0), temperature=0.5)
     assert sum("." in s for s in out) >= 10  # the dot is a character it learned to write inside items
     assert Vocab.build("abc", "lines").boundary_name == "."  # the lectures' name when it is free
+
+
+def test_huge_sample_requests_are_refused_at_once():
+    from makemore.errors import MakemoreError
+
+    vocab = Vocab.build("abc", "lines")
+    m = build("gru", vocab_size=vocab.size)
+    with pytest.raises(MakemoreError, match="-n must be between 0 and"):
+        generate(m, vocab, 10**11)
+    with pytest.raises(MakemoreError, match="--max-len must be between 0 and"):
+        generate(m, vocab, 1, max_len=10**12)

@@ -22,6 +22,8 @@ from makemore.errors import MakemoreError
 from makemore.models import LanguageModel
 
 DEFAULT_MAX_LEN = {"lines": 64, "text": 500}
+MAX_SAMPLES = 100_000  # one batch: more would not fit in memory with any context
+MAX_LEN = 1_000_000
 
 
 def _device(model: torch.nn.Module) -> torch.device:
@@ -82,8 +84,8 @@ def _pick(logits: Tensor, temperature: float, top_k: int | None, generator: torc
 def _check(n: int, temperature: float, top_k: int | None) -> None:
     if not temperature > 0:  # also refuses NaN
         raise MakemoreError("--temperature must be > 0")
-    if n < 0:
-        raise MakemoreError("-n must be >= 0")
+    if not 0 <= n <= MAX_SAMPLES:
+        raise MakemoreError(f"-n must be between 0 and {MAX_SAMPLES:,} (drawn in one batch), not {n}")
     if top_k is not None and top_k < 1:
         raise MakemoreError("--top-k must be >= 1")
 
@@ -109,6 +111,8 @@ def generate(model: LanguageModel, vocab: Vocab, n: int, *, prompt: str = "", te
     if n == 0:
         return []
     max_len = DEFAULT_MAX_LEN["lines" if vocab.boundary else "text"] if max_len is None else max_len
+    if not 0 <= max_len <= MAX_LEN:
+        raise MakemoreError(f"--max-len must be between 0 and {MAX_LEN:,}, not {max_len}")
     done = torch.zeros(n, dtype=torch.bool, device=_device(model))
     rows: list[Tensor] = []
     steps = _token_steps(model, vocab, n, prompt, temperature, top_k, generator, use_cache)

@@ -47,8 +47,8 @@ class TrainConfig:
             (self.optimizer in OPTIMIZER_NAMES, f"unknown optimizer {self.optimizer!r} (sgd, adamw)"),
             (self.schedule in SCHEDULE_NAMES, f"unknown schedule {self.schedule!r} ({', '.join(SCHEDULE_NAMES)})"),
             (self.steps >= 0, f"--steps must be >= 0, not {self.steps}"),
-            (self.batch_size >= 0, f"--batch-size must be >= 0 (0 means the whole training split), "
-                                   f"not {self.batch_size}"),
+            (0 <= self.batch_size <= 1 << 24, f"--batch-size must be between 0 and {1 << 24:,} (0 means the "
+                                              f"whole training split), not {self.batch_size}"),
             (finite(self.lr) and self.lr > 0, f"the learning rate (--lr) must be a finite number > 0, not {self.lr}"),
             (finite(self.min_lr) and self.min_lr >= 0, f"--min-lr must be a finite number >= 0, not {self.min_lr}"),
             (self.eval_interval > 0, f"--eval-interval must be > 0, not {self.eval_interval}"),
