@@ -17,14 +17,18 @@ def missing(reason: str) -> None:
     pytest.skip(reason)
 
 
+def shared_file(name: str, what: str) -> str:
+    """A file of ../shared/data (or MAKEMORE_SHARED_DATA): beside the checkout, never committed."""
+    path = SHARED / name
+    if not path.is_file():
+        missing(f"needs {what}, not found at {path}: put it there, or set MAKEMORE_SHARED_DATA to the folder "
+                "that holds it")
+    return str(path)
+
+
 @pytest.fixture(scope="session")
 def names_path() -> str:
-    """The lectures' names.txt, which lives beside the checkout and is never committed."""
-    path = SHARED / "names.txt"
-    if not path.is_file():
-        missing(f"needs the lectures' names.txt, not found at {path}: put it there, or set MAKEMORE_SHARED_DATA "
-                "to the folder that holds it")
-    return str(path)
+    return shared_file("names.txt", "the lectures' names.txt")
 
 
 @pytest.fixture(scope="session")
@@ -63,9 +67,4 @@ def serve_run(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="session")
 def shakespeare_path() -> str:
-    """Tiny Shakespeare (lecture 7's text), which lives beside the checkout and is never committed."""
-    path = SHARED / "tinyshakespeare.txt"
-    if not path.is_file():
-        missing(f"needs tinyshakespeare.txt, not found at {path}: put it there, or set MAKEMORE_SHARED_DATA "
-                "to the folder that holds it")
-    return str(path)
+    return shared_file("tinyshakespeare.txt", "tinyshakespeare.txt (lecture 7's text)")

@@ -83,19 +83,16 @@ class _Scan:
     sha256: str
     chars: set[str]
     n_chars: int
-    head: str  # the first megabyte or so, enough to tell the mode
 
 
 def _scan(data: str) -> _Scan:
-    digest, chars, n, head = hashlib.sha256(), set(), 0, ""
+    digest, chars, n = hashlib.sha256(), set(), 0
     for piece in _pieces(data, digest):
         chars.update(piece)
         n += len(piece)
-        if len(head) < 1 << 20:
-            head += piece[: (1 << 20) - len(head)]
     if all(c.isspace() for c in chars):
         raise MakemoreError(f"{data} is empty")
-    return _Scan(digest.hexdigest(), chars, n, head)
+    return _Scan(digest.hexdigest(), chars, n)
 
 
 def _encode_file(data: str, vocab: Vocab, n_chars: int) -> torch.Tensor:
@@ -210,16 +207,17 @@ def load_corpus(data: str, mode: str = "auto", seed: int = 42, vocab: Vocab | No
     """Read a file and split it: lines mode shuffles items with random.Random(seed) then 80/10/10 (the
     lectures' split when seed=42); text mode takes the first 90% for train and the last 10% for val, and holds
     the text as token ids only (a 100 MB file takes about 100 MB)."""
-    scan = _scan(data)
-    if mode == "auto":
-        mode = detect_mode(scan.head)
+    if mode == "auto":  # told by the first megabyte; then the mode's own reading is the only full pass
+        head = next(_pieces(data), "")
+        mode = detect_mode(head) if head.strip() else "text"
     if mode not in ("lines", "text"):
         raise MakemoreError(f"unknown data mode {mode!r} (use lines, text or auto)")
     if vocab is not None and vocab.boundary != (mode == "lines"):
         raise MakemoreError(f"the model was trained in {'lines' if vocab.boundary else 'text'} mode, "
                             f"but {data} was read in {mode} mode (use --mode)")
     if mode == "lines":
-        items = split_items(read_text(data)[0])
+        text, sha = read_text(data)
+        items = split_items(text)
         longest = max(items, key=len)
         if len(longest) > MAX_ITEM:
             raise MakemoreError(f"{data} has a line of {len(longest):,} characters: lines mode is for short items "
@@ -230,12 +228,13 @@ def load_corpus(data: str, mode: str = "auto", seed: int = 42, vocab: Vocab | No
         splits: dict = {"train": items[:n1], "val": items[n1:n2], "test": items[n2:]}
         stream = None
     else:
+        scan = _scan(data)
         vocab = vocab or Vocab.build("".join(scan.chars), "text")
-        stream = _encode_file(data, vocab, scan.n_chars)
+        stream, sha = _encode_file(data, vocab, scan.n_chars), scan.sha256
         n = int(0.9 * len(stream))
         splits = {"train": stream[:n], "val": stream[n:]}  # views: no copy
     source = data if data in BUNDLED else str(Path(data).resolve())  # found again from any directory
-    return Corpus(mode, splits, vocab, scan.sha256, source, seed, stream)  # type: ignore[arg-type]
+    return Corpus(mode, splits, vocab, sha, source, seed, stream)  # type: ignore[arg-type]
 
 
 def training_corpus(data: dict, vocab: Vocab) -> Corpus:

@@ -90,6 +90,13 @@ def _check(n: int, temperature: float, top_k: int | None) -> None:
         raise MakemoreError("--top-k must be >= 1")
 
 
+def _max_len(vocab: Vocab, max_len: int | None) -> int:
+    max_len = DEFAULT_MAX_LEN["lines" if vocab.boundary else "text"] if max_len is None else max_len
+    if not 0 <= max_len <= MAX_LEN:
+        raise MakemoreError(f"--max-len must be between 0 and {MAX_LEN:,}, not {max_len}")
+    return max_len
+
+
 @torch.inference_mode()  # no_grad without version counting: a token of a small model costs a fifth less
 def _token_steps(model: LanguageModel, vocab: Vocab, n: int, prompt: str, temperature: float, top_k: int | None,
                  generator: torch.Generator | None, use_cache: bool) -> Iterator[Tensor]:
@@ -110,9 +117,7 @@ def generate(model: LanguageModel, vocab: Vocab, n: int, *, prompt: str = "", te
     _check(n, temperature, top_k)
     if n == 0:
         return []
-    max_len = DEFAULT_MAX_LEN["lines" if vocab.boundary else "text"] if max_len is None else max_len
-    if not 0 <= max_len <= MAX_LEN:
-        raise MakemoreError(f"--max-len must be between 0 and {MAX_LEN:,}, not {max_len}")
+    max_len = _max_len(vocab, max_len)
     done = torch.zeros(n, dtype=torch.bool, device=_device(model))
     rows: list[Tensor] = []
     steps = _token_steps(model, vocab, n, prompt, temperature, top_k, generator, use_cache)
@@ -138,7 +143,7 @@ def stream(model: LanguageModel, vocab: Vocab, *, prompt: str = "", temperature:
     """One sample, character by character as it is made (the prompt first); the same characters as
     generate(n=1) with the same generator."""
     _check(1, temperature, top_k)
-    max_len = DEFAULT_MAX_LEN["lines" if vocab.boundary else "text"] if max_len is None else max_len
+    max_len = _max_len(vocab, max_len)
     if prompt:
         yield prompt
     steps = _token_steps(model, vocab, 1, prompt, temperature, top_k, generator, use_cache)

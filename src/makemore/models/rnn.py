@@ -107,19 +107,9 @@ class RNN(LanguageModel):
         return self.lm_head(hs), h
 
 
-@register("rnn", RNNConfig, "vanilla recurrent net: h = tanh(W [x, h])")
-class VanillaRNN(RNN):
-    pass
-
-
 @dataclass(frozen=True)
 class GRUConfig(RNNConfig):
     cell: str = "gru"
-
-
-@register("gru", GRUConfig, "gated recurrent unit: reset and update gates around the RNN cell")
-class GRU(RNN):
-    pass
 
 
 @dataclass(frozen=True)
@@ -127,6 +117,7 @@ class LSTMConfig(RNNConfig):
     cell: str = "lstm"
 
 
-@register("lstm", LSTMConfig, "long short-term memory: a gated cell memory beside the hidden state")
-class LSTM(RNN):
-    pass
+# One model, three names: the config's cell picks the recurrence.
+register("rnn", RNNConfig, "vanilla recurrent net: h = tanh(W [x, h])")(RNN)
+register("gru", GRUConfig, "gated recurrent unit: reset and update gates around the RNN cell")(RNN)
+register("lstm", LSTMConfig, "long short-term memory: a gated cell memory beside the hidden state")(RNN)

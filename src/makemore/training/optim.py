@@ -111,6 +111,7 @@ class Stepper:
         plain_sgd = cfg.optimizer == "sgd" and cfg.momentum == 0
         self._update = (lambda: _plain_sgd_step(self.optimizer)) if plain_sgd else self.optimizer.step
         self._lr: float | None = None
+        self._manual = getattr(model, "manual_gradients", False)  # gradients derived by hand (lecture 4)
 
     def set_lr(self, lr: float) -> None:
         if lr != self._lr:  # most schedules change it rarely; setting it is not free
@@ -122,7 +123,7 @@ class Stepper:
         """Take the step; returns the batch's mean loss (a 0-d tensor, not synchronised to the host)."""
         for p in self.params:  # what zero_grad(set_to_none=True) does, without its per-call overhead
             p.grad = None
-        if getattr(self.model, "manual_gradients", False):  # gradients derived by hand (lecture 4): no graph
+        if self._manual:  # no graph at all
             with torch.no_grad():
                 loss = self.model.forward_backward(X, Y)
         else:
