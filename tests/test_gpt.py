@@ -41,6 +41,31 @@ def test_causal_attention():
         assert not torch.allclose(out[:, j:], base[:, j:])
 
 
+@pytest.mark.parametrize("mask", ["causal", "after a cache", "none"])
+def test_bf16_attention_on_cpu_matches_sdpa_in_fp32(mask):
+    """The written-out bf16 attention (CPU autocast's path) against torch's SDPA in fp32 on the same bf16 inputs:
+    outputs and gradients within bf16's rounding."""
+    from makemore.models.transformer import attention
+
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(3, 2, 9 if i == 0 and mask == "after a cache" else 12, 8, generator=g).bfloat16()
+               for i in range(3))
+    T, S = q.shape[2], k.shape[2]
+    kw = {"causal": {"is_causal": True}, "after a cache": {"attn_mask": torch.ones(T, S).tril(S - T).bool()},
+          "none": {}}[mask]
+    grad = torch.randn(3, 2, T, 8, generator=g)
+    outs = []
+    for path in ("ours", "sdpa"):
+        leaves = [t.detach().clone().requires_grad_() for t in (q, k, v)]
+        out = (attention(*leaves, **kw) if path == "ours" else
+               torch.nn.functional.scaled_dot_product_attention(*(t.float() for t in leaves), **kw))
+        out.float().backward(grad)
+        outs.append([out.float(), *(t.grad.float() for t in leaves)])
+    for ours, ref in zip(*outs, strict=True):
+        torch.testing.assert_close(ours, ref, rtol=0.03, atol=0.03)
+    assert attention(q, k, v, **kw).dtype == torch.bfloat16 and not torch.equal(outs[0][0], outs[1][0])
+
+
 def test_kv_cache_equals_the_full_forward_and_generation_is_identical():
     m = tiny_gpt()
     x = torch.randint(0, 13, (3, 16))

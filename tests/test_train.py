@@ -162,6 +162,19 @@ def test_threads_are_restored(corpus, tmp_path):
     assert torch.get_num_threads() == before
 
 
+@pytest.mark.parametrize("name, config, targets, one", [
+    ("mlp", {"block_size": 3, "n_embd": 10, "n_hidden": 200}, 32, True),  # lecture 3: 12k parameters x 32
+    ("lstm", {"block_size": 16, "n_embd": 64, "n_hidden": 128}, 64 * 16, True),  # recurrent: small ops
+    ("gpt", {"block_size": 64, "n_layer": 4, "n_head": 4, "n_embd": 128}, 12 * 64, False),  # 3.7 GFLOP a step
+])
+def test_thread_choice_follows_the_work_of_a_step(name, config, targets, one):
+    from makemore import models
+    from makemore.training.loop import one_thread_pays
+
+    model = models.build(name, models.make_config(name, vocab_size=27, **config))
+    assert one_thread_pays(model, targets) is one
+
+
 def test_interrupt_inside_a_step_keeps_the_last_whole_checkpoint(corpus, tmp_path, monkeypatch):
     from makemore import models
 

@@ -26,7 +26,7 @@ TRAIN_HELP = {
     "lr": "learning rate, a finite number > 0 (the peak rate of a schedule)",
     "eval_interval": "steps between evaluations on val (and checkpoints)",
     "eval_max": "target characters per evaluation; 0 means the whole val split",
-    "threads": "CPU threads; 0 chooses (one for small models)",
+    "threads": "CPU threads; 0 chooses (one for a small step or a recurrent model, else all)",
     "train_split": "the split to fit: train (default) or all",
     "autocast": "bf16 autocast: auto (on CUDA with bf16), bf16 (also on CPU) or off",
 }

@@ -101,11 +101,18 @@ def _max_len(vocab: Vocab, max_len: int | None) -> int:
 def _token_steps(model: LanguageModel, vocab: Vocab, n: int, prompt: str, temperature: float, top_k: int | None,
                  generator: torch.Generator | None, use_cache: bool) -> Iterator[Tensor]:
     """The next token of each of n samples (n,), step after step, without end."""
-    history = torch.tensor(_start(model, vocab, prompt), dtype=torch.long, device=_device(model)).repeat(n, 1)
+    start = torch.tensor(_start(model, vocab, prompt), dtype=torch.long, device=_device(model))
+    # The history lives in a buffer that doubles when full: appending a token is then a copy of n ids, not of
+    # the whole history (which made a long text quadratic).
+    history, length = start.new_empty(n, max(2 * len(start), 256)), len(start)
+    history[:, :length] = start
     next_logits = _NextLogits(model, use_cache)
     while True:
-        nxt = _pick(next_logits(history), temperature, top_k, generator)
-        history = torch.cat([history, nxt], dim=1)
+        nxt = _pick(next_logits(history[:, :length]), temperature, top_k, generator)
+        if length == history.shape[1]:
+            history = torch.cat([history, torch.empty_like(history)], dim=1)
+        history[:, length] = nxt[:, 0]
+        length += 1
         yield nxt[:, 0]
 
 

@@ -42,6 +42,7 @@ class LanguageModel(nn.Module):
     trainable: ClassVar[bool] = True  # False: fitted by fit() (counting), not by gradient descent
     manual_gradients: ClassVar[bool] = False  # True: forward_backward() fills .grad by hand, no autograd
     cached: ClassVar[bool] = False  # True: forward_cached() carries a state (KV cache, hidden state) in generation
+    recurrent: ClassVar[bool] = False  # True: computes one position after another (small ops: one CPU thread)
 
     @property
     def block_size(self) -> int:

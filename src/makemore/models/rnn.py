@@ -79,6 +79,7 @@ CELLS: dict[str, tuple[type[nn.Module], int]] = {"rnn": (RNNCell, 1), "gru": (GR
 class RNN(LanguageModel):
     kind = "sequence"
     cached = True
+    recurrent = True
 
     def __init__(self, config: RNNConfig):
         super().__init__()

@@ -36,31 +36,50 @@ class TransformerConfig(ModelConfig):
 
 
 class KVCache:
-    """Keys and values of every layer for the positions seen so far, in buffers of block_size positions."""
+    """Keys and values of every layer for the positions seen so far: per layer one buffer (B, block_size, 2,
+    n_head, head_size), laid out as the attention's qkv projection lays out k and v, so that storing a step's
+    keys and values is one copy."""
 
-    def __init__(self, n_layer: int, shape: tuple[int, int, int, int], like: Tensor):
-        self.k = [like.new_empty(shape) for _ in range(n_layer)]
-        self.v = [like.new_empty(shape) for _ in range(n_layer)]
+    def __init__(self, n_layer: int, shape: tuple[int, int, int, int, int], like: Tensor):
+        self.kv = [like.new_empty(shape) for _ in range(n_layer)]
         self.length = 0  # positions filled
         self.weights: list[tuple[Tensor | None, ...]] | None = None  # the model's, gathered once for decoding
 
-    def append(self, layer: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-        """Store the new positions' k and v (B, nh, t, hs); return all of the layer's so far."""
-        t, end = k.shape[2], self.length + k.shape[2]
-        K, V = self.k[layer], self.v[layer]
-        K.narrow(2, self.length, t).copy_(k)
-        V.narrow(2, self.length, t).copy_(v)
-        return K.narrow(2, 0, end), V.narrow(2, 0, end)
+    def append(self, layer: int, kv: Tensor) -> tuple[Tensor, Tensor]:
+        """Store the new positions' k and v (B, t, 2, nh, hs); return all of the layer's so far, as k and v
+        (B, nh, length + t, hs)."""
+        end = self.length + kv.shape[1]
+        buf = self.kv[layer]
+        buf[:, self.length:end].copy_(kv)
+        return buf[:, :end, 0].transpose(1, 2), buf[:, :end, 1].transpose(1, 2)
 
 
-def attention(q: Tensor, k: Tensor, v: Tensor, **kw: Any) -> Tensor:
-    """F.scaled_dot_product_attention, in fp32 on CPU under bf16 autocast: there torch's bf16 flash-attention
-    backward is about 7x slower than its fp32 one at GPT sizes (T=64, head size 32), which would cost more than
-    the bf16 matmuls save. Elsewhere (CUDA, or no autocast) it runs in the inputs' precision."""
+def attention(q: Tensor, k: Tensor, v: Tensor, attn_mask: Tensor | None = None, dropout_p: float = 0.0,
+              is_causal: bool = False) -> Tensor:
+    """F.scaled_dot_product_attention, except in bf16 on CPU (under autocast), where torch's flash kernel is slow
+    at GPT sizes (its bf16 backward ~4x slower than fp32, and fp32 costs the casts). There the scores and weights
+    are computed with two batched matmuls and a softmax in bf16, as autocast runs attention written out by hand
+    on a GPU (fp32 accumulation, bf16 results): 1.35x faster than fp32 SDPA for forward and backward at T=64."""
     if q.dtype == torch.bfloat16 and q.device.type == "cpu":
-        with torch.autocast("cpu", enabled=False):
-            return F.scaled_dot_product_attention(q.float(), k.float(), v.float(), **kw).to(q.dtype)
-    return F.scaled_dot_product_attention(q, k, v, **kw)
+        return _attention_bf16_cpu(q, k, v, attn_mask, dropout_p, is_causal)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal)
+
+
+def _attention_bf16_cpu(q: Tensor, k: Tensor, v: Tensor, attn_mask: Tensor | None, dropout_p: float,
+                        is_causal: bool) -> Tensor:
+    *batch, T, hs = q.shape
+    S = k.shape[-2]
+    if is_causal:
+        attn_mask = torch.ones(T, S, dtype=torch.bool, device=q.device).tril(S - T)
+    # the mask as 0 / -inf added to the scores inside the first matmul (baddbmm: one kernel, no extra pass)
+    bias = torch.zeros(T, S, dtype=q.dtype, device=q.device)
+    if attn_mask is not None:
+        bias = bias.masked_fill(~attn_mask, float("-inf"))
+    with torch.autocast("cpu", enabled=False):
+        scores = torch.baddbmm(bias.expand(math.prod(batch), T, S), q.reshape(-1, T, hs),
+                               k.reshape(-1, S, hs).transpose(1, 2), alpha=1 / math.sqrt(hs))
+        weights = F.dropout(scores.softmax(-1), dropout_p) if dropout_p else scores.softmax(-1)
+        return torch.bmm(weights, v.reshape(-1, S, hs)).view(*batch, T, hs)
 
 
 def causal_attention(q: Tensor, k: Tensor, v: Tensor, past: int, dropout: float = 0.0) -> Tensor:
@@ -86,12 +105,13 @@ class CausalSelfAttention(nn.Module):
 
     def forward(self, x: Tensor, cache: KVCache | None = None, layer: int = 0) -> Tensor:
         B, T, C = x.shape
-        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
-                   for t in self.qkv(x).split(C, dim=2))
-        past = 0
-        if cache is not None:
+        qkv = self.qkv(x).view(B, T, 3, self.n_head, C // self.n_head)
+        q, past = qkv[:, :, 0].transpose(1, 2), 0
+        if cache is None:
+            k, v = qkv[:, :, 1].transpose(1, 2), qkv[:, :, 2].transpose(1, 2)
+        else:
             past = cache.length
-            k, v = cache.append(layer, k, v)
+            k, v = cache.append(layer, qkv[:, :, 1:])
         y = causal_attention(q, k, v, past, self.dropout if self.training else 0.0)
         return self.resid_dropout(self.proj(y.transpose(1, 2).reshape(B, T, C)))
 
@@ -153,7 +173,7 @@ class Transformer(LanguageModel):
     def forward_cached(self, idx: Tensor, state: Any) -> tuple[Tensor, KVCache]:
         if state is None:
             c = self.config
-            shape = (idx.shape[0], c.n_head, c.block_size, c.n_embd // c.n_head)
+            shape = (idx.shape[0], c.block_size, 2, c.n_head, c.n_embd // c.n_head)
             state = KVCache(c.n_layer, shape, self.wte.weight)
         logits = self._run(idx, state) if self.training else self._decode(idx, state)
         state.length += idx.shape[1]
@@ -171,27 +191,31 @@ class Transformer(LanguageModel):
         return self.lm_head(self.ln_f(x))
 
     def _decode(self, idx: Tensor, cache: KVCache) -> Tensor:
-        """_run with a cache in eval mode (no dropout), written with functional calls: the same operations on the
-        same weights, without ~50 module calls a token, which on CPU are a good part of a small model's time per
-        generated token. (Tests hold it equal to forward().)"""
+        """_run with a cache in eval mode (no dropout), written with functional calls on 2-D activations: the
+        same operations on the same weights, without ~50 module calls a token, and with the residual additions
+        inside the projections' matmuls (addmm); on CPU these calls are most of a small model's time per token.
+        (Tests hold it equal to forward().)"""
         c = self.config
         B, T = idx.shape
         past, C, nh = cache.length, c.n_embd, c.n_head
-        if past + T > c.block_size:
-            raise MakemoreError(f"a sequence of {past + T} tokens is longer than the block size {c.block_size}")
+        end = past + T
+        if end > c.block_size:
+            raise MakemoreError(f"a sequence of {end} tokens is longer than the block size {c.block_size}")
         if cache.weights is None:  # looked up once per generation (a module attribute costs ~1 µs a time)
-            cache.weights = [(b.ln_1.weight, b.ln_1.bias, b.attn.qkv.weight, b.attn.qkv.bias, b.attn.proj.weight,
+            cache.weights = [(b.ln_1.weight, b.ln_1.bias, b.attn.qkv.weight, b.attn.qkv.bias, b.attn.proj.weight.t(),
                               b.attn.proj.bias, b.ln_2.weight, b.ln_2.bias, b.mlp.fc.weight, b.mlp.fc.bias,
-                              b.mlp.proj.weight, b.mlp.proj.bias) for b in self.blocks]
+                              b.mlp.proj.weight.t(), b.mlp.proj.bias) for b in self.blocks]
         eps = self.ln_f.eps
-        x = F.embedding(idx, self.wte.weight) + self.wpe.weight[past:past + T]
+        x = (F.embedding(idx, self.wte.weight) + self.wpe.weight[past:end]).view(B * T, C)
         for i, (g1, b1, wa, ba, wp, bp, g2, b2, wf, bf, wm, bm) in enumerate(cache.weights):
-            h = F.layer_norm(x, (C,), g1, b1, eps)
-            q, k, v = F.linear(h, wa, ba).view(B, T, 3, nh, C // nh).permute(2, 0, 3, 1, 4)
-            k, v = cache.append(i, k, v)
-            x = x + F.linear(causal_attention(q, k, v, past).transpose(1, 2).reshape(B, T, C), wp, bp)
-            x = x + F.linear(F.gelu(F.linear(F.layer_norm(x, (C,), g2, b2, eps), wf, bf)), wm, bm)
-        return F.linear(F.layer_norm(x, (C,), self.ln_f.weight, self.ln_f.bias, eps), self.lm_head.weight)
+            qkv = F.linear(F.layer_norm(x, (C,), g1, b1, eps), wa, ba).view(B, T, 3, nh, C // nh)
+            k, v = cache.append(i, qkv[:, :, 1:])
+            y = causal_attention(qkv[:, :, 0].transpose(1, 2), k, v, past).transpose(1, 2).reshape(B * T, C)
+            x = torch.addmm(x if bp is None else x + bp, y, wp)
+            h = F.gelu(F.linear(F.layer_norm(x, (C,), g2, b2, eps), wf, bf))
+            x = torch.addmm(x if bm is None else x + bm, h, wm)
+        x = F.layer_norm(x, (C,), self.ln_f.weight, self.ln_f.bias, eps)
+        return F.linear(x, self.lm_head.weight).view(B, T, -1)
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ class TrainConfig:
     train_split: str = "train"  # "all": fit every item of the file (the lecture-1 count figures)
     seed: int = 1337
     device: str = "auto"
-    threads: int = 0  # 0: one thread for small models on CPU (faster than two here), else torch's default
+    threads: int = 0  # 0: one thread for a step of little work or a recurrent model, else torch's default
     compile: bool = False
     autocast: str = "auto"  # auto (bf16 on CUDA that has it) | bf16 | off
 
