@@ -27,7 +27,9 @@ Parts (each run is a child process: its wall time from launch to exit and its pe
   nanoGPT's own GPT.generate (what sample.py runs: the whole cropped context again at every token) on its
   checkpoint, at torch's default thread count (as sample.py runs) and at one thread, against our
   sampling.generate with the KV cache on one thread, on a model of the same size; interleaved reps.
-  Our cached output is checked to be identical to the uncached path for the same seed.
+  Our cached output is checked to be identical to the uncached path for the same seed. Then sample.py's whole
+  job as it runs by default, 10 samples of 500 characters: nanoGPT draws them one after another (10 generate
+  calls), ours in one batch (`generate(n=10)`, what `makemore sample -n 10` runs); tokens/s of the whole job.
 - MFU: model FLOPs per token as nanoGPT counts them (6N + 12 L C T) x tokens/s, over the best fp32 matmul rate
   measured in this process on one thread (several GEMM shapes, best of many), i.e. this machine's fp32 peak here.
 """
@@ -50,6 +52,7 @@ DEFAULT_DATA = Path(os.environ.get("MAKEMORE_SHARED_DATA", "/work/shared/data"))
 TARGET = 1.886
 SHAPE = {"block_size": 64, "n_layer": 4, "n_head": 4, "n_embd": 128, "dropout": 0.0, "bias": False}
 BATCH, EVAL_TARGETS = 12, 20 * 12 * 64
+SAMPLES = 10  # sample.py's num_samples
 
 
 def nanogpt_flags(iters: int, out_dir: str) -> list[str]:
@@ -224,9 +227,23 @@ def part_sample(work: Path, nano_out: Path, text: Path, reps: int, tokens: int =
             t = time.perf_counter()
             generate(ours, corpus.vocab, 1, generator=torch.Generator().manual_seed(1), use_cache=cache, **kw)
             times[name].append((time.perf_counter() - t) / tokens * 1e3)
+    # sample.py's whole job, as it runs by default: 10 samples of 500 characters, drawn one after another;
+    # `makemore sample -n 10` draws them together in one batch.
+    for _ in range(max(1, reps // 3)):
+        torch.set_num_threads(default_threads)
+        with torch.no_grad():
+            t = time.perf_counter()
+            for _ in range(SAMPLES):
+                nano.generate(start, tokens, temperature=0.8, top_k=200)
+            times.setdefault("nanogpt_job", []).append((time.perf_counter() - t) / (SAMPLES * tokens) * 1e3)
+        torch.set_num_threads(1)
+        t = time.perf_counter()
+        generate(ours, corpus.vocab, SAMPLES, generator=torch.Generator().manual_seed(1), use_cache=True, **kw)
+        times.setdefault("ours_job", []).append((time.perf_counter() - t) / (SAMPLES * tokens) * 1e3)
     med = {k: statistics.median(v) for k, v in times.items()}
-    speedup = {n: statistics.median(x / o for x, o in zip(times[n], times["ours"], strict=True))
-               for n in ("nanogpt", "nanogpt_1thread")}
+    pairs = {"nanogpt": "ours", "nanogpt_1thread": "ours", "nanogpt_job": "ours_job"}
+    speedup = {n: statistics.median(x / o for x, o in zip(times[n], times[ours_name], strict=True))
+               for n, ours_name in pairs.items()}
     return {"ms_per_token": med, "tokens_per_s": {k: 1e3 / v for k, v in med.items()},
             "speedup_vs": speedup, "default_threads": default_threads, "cached_equals_uncached": a == b}
 

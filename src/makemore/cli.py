@@ -139,16 +139,17 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
     trained = load_model(args.out, "last" if args.last else "best")
     options = {"prompt": args.prompt, "temperature": args.temperature, "top_k": args.top_k, "max_len": args.max_len}
-    if not trained.vocab.boundary:  # text: shown as it is made, sample after sample
+    if not trained.vocab.boundary and args.n in (None, 1):  # one text: shown as it is made
         import torch
 
-        gen = torch.Generator().manual_seed(args.seed)
-        for i in range(1 if args.n is None else args.n):
-            sys.stdout.write("\n---\n" if i else "")
-            for piece in stream(trained.model, trained.vocab, generator=gen, **options):
-                sys.stdout.write(piece)
-                sys.stdout.flush()
+        for piece in stream(trained.model, trained.vocab, generator=torch.Generator().manual_seed(args.seed),
+                            **options):
+            sys.stdout.write(piece)
+            sys.stdout.flush()
         sys.stdout.write("\n")
+        return 0
+    if not trained.vocab.boundary:  # several texts: drawn together in one batch (n for about the price of one)
+        print(*make_more(trained, args.n, seed=args.seed, **options), sep="\n---\n")
         return 0
     unique = None
     if args.unique:
@@ -345,7 +346,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("sample", help="generate new text from a trained model")
     s.add_argument("--out", required=True, help="checkpoint directory")
-    s.add_argument("-n", type=int, help="how many samples (default 20 items, or 1 text)")
+    s.add_argument("-n", type=int, help="how many samples (default 20 items, or 1 text, streamed; several texts are "
+                   "drawn together in one batch and printed when done)")
     s.add_argument("--temperature", type=float, default=1.0)
     s.add_argument("--top-k", type=int)
     s.add_argument("--prompt", default="", help="text the samples start with")
