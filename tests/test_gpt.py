@@ -153,3 +153,19 @@ def test_bigram_baseline_on_text_is_the_lectures(shakespeare_path, tmp_path):
     r = train_.train(name, config, load_corpus(shakespeare_path), train_.TrainConfig(**settings), tmp_path,
                      progress=False)
     assert r.step == 3000 and abs(r.val_loss - 2.49) < 0.03
+
+
+def test_generation_turns_onednn_off_only_while_it_steps(monkeypatch):
+    from makemore import sampling
+
+    m, seen = tiny_gpt(), []
+    real = Transformer._decode
+    monkeypatch.setattr(Transformer, "_decode", lambda self, *a: seen.append(torch.backends.mkldnn.enabled)
+                        or real(self, *a))
+    generate(m, Vocab.build("abcdefghijklm", "text"), 2, max_len=20)
+    assert seen and not any(seen) and torch.backends.mkldnn.enabled
+    with sampling._small_op_kernels():  # overlapping steps (a server's threads): restored when the last ends
+        with sampling._small_op_kernels():
+            pass
+        assert not torch.backends.mkldnn.enabled
+    assert torch.backends.mkldnn.enabled
