@@ -15,7 +15,8 @@ Parts (each run is a child process: its wall time from launch to exit and its pe
   --lr_decay_iters=ITERS --dropout=0.0` against our trainer on the same model (4 layers, 4 heads, 128 wide, block 64,
   no biases, tied weights) and recipe (batch 12, AdamW 1e-3 betas 0.9/0.99, weight decay 0.1 on matrices, warmup
   100 then cosine to 1e-4, clipping at 1.0, an evaluation of 20x12x64 val targets every 250 steps), with bf16
-  autocast (matmuls in bf16, weights, attention and loss in fp32) and the trainer's thread choice. Time per
+  autocast (matmuls and attention in bf16; weights, LayerNorm and loss in fp32) and the trainer's thread choice
+  (for a step of this size: torch's default, both cores here). Time per
   iteration is the median of the per-iteration times each program measures between consecutive iterations
   (nanoGPT prints them; ours are taken by a step callback). Both final models are then scored on the SAME fixed
   set: every consecutive 64-character window of the val split (nanoGPT's own figure is 20 random batches).

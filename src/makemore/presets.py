@@ -74,13 +74,13 @@ PRESETS: dict[str, dict[str, Any]] = {
                                          "grad_clip": 1.0, "schedule": "cosine", "warmup": 100,
                                          "lr": 3e-4, "min_lr": 3e-5, "batch_size": 64, "steps": 5000,
                                          "eval_interval": 500})},
-    # `cpu`: two layers of 192 (0.9 M parameters), block 64, batch 12, 1600 steps: val 1.758 on tiny Shakespeare in
-    # ~40 s on two cores. In a run this short the steps are the limit, not the depth: at 1300 steps, 1, 2 and 4
-    # layers of 128 all reach val 1.86 (12 s, 18 s, 41 s), and two layers of 192 reach 1.81 (30 s).
+    # `cpu`: two layers of 192 (0.9 M parameters), block 64, batch 12, 1300 steps: val 1.81 on tiny Shakespeare in
+    # 30-45 s on two cores. In a run this short the steps are the limit, not the depth: at 1300 steps, 1, 2 and 4
+    # layers of 128 all reach val 1.86 (12 s, 18 s, 41 s). Longer runs go on improving (1600 steps: 1.758).
     "cpu": (GPT_CPU := {"model": "gpt",
                         "config": {"block_size": 64, "n_layer": 2, "n_head": 6, "n_embd": 192, "dropout": 0.0},
-                        "train": {**GPT_TRAIN, "lr": 3e-3, "min_lr": 3e-4, "batch_size": 12, "steps": 1600,
-                                  "eval_interval": 1600, "autocast": "bf16"}}),
+                        "train": {**GPT_TRAIN, "lr": 3e-3, "min_lr": 3e-4, "batch_size": 12, "steps": 1300,
+                                  "eval_interval": 1300, "autocast": "bf16"}}),
     "gpt": GPT_CPU,
     # Lecture 7's first baseline on text: the bigram, batch 32, block 8, AdamW 1e-2, 3000 steps (val about 2.49).
     "lecture7-bigram": {"model": "bigram", "config": {"block_size": 8, "l2": 0.0},
