@@ -15,7 +15,7 @@ loop alone.
 Part `ttt` (time to target): wall time from process start until the first reported held-out loss <= 2.17, for
 karpathy/makemore's `--type mlp` (its defaults; its own test split of 1000 words, evaluated every 500 steps) and
 for `makemore train --preset best` (the lecture split's val, 22,655 examples). Both run as child processes with
-one torch thread (OMP_NUM_THREADS=1; our trainer picks one thread itself for models this small).
+one torch thread (OMP_NUM_THREADS=1, which our trainer keeps: it only ever lowers torch's thread count).
 karpathy's makemore.py imports torch.utils.tensorboard: install tensorboard somewhere and pass --pythonpath.
 
 The data file is /work/shared/data/names.txt (or $MAKEMORE_SHARED_DATA/names.txt, or --data).

@@ -32,7 +32,7 @@ Parts (each run is a child process: its wall time from launch to exit and its pe
   job as it runs by default, 10 samples of 500 characters: nanoGPT draws them one after another (10 generate
   calls), ours in one batch (`generate(n=10)`, what `makemore sample -n 10` runs); tokens/s of the whole job.
 - MFU: model FLOPs per token as nanoGPT counts them (6N + 12 L C T) x tokens/s, over the best fp32 matmul rate
-  measured in this process on one thread (several GEMM shapes, best of many), i.e. this machine's fp32 peak here.
+  measured in this process on one thread (several GEMM shapes, best of many) times the threads the run used.
 """
 
 from __future__ import annotations
@@ -179,13 +179,15 @@ def ours_cpu_preset(text: Path, out: Path) -> dict:
 def fp32_peak_gflops(reps: int = 200) -> float:
     import torch
 
-    best = 0.0
+    best, threads = 0.0, torch.get_num_threads()
+    torch.set_num_threads(1)
     for m, k, n in ((768, 128, 512), (768, 512, 128), (512, 768, 512), (256, 256, 256)):
         a, b = torch.randn(m, k), torch.randn(k, n)
         for _ in range(reps):
             t = time.perf_counter()
             a @ b
             best = max(best, 2 * m * k * n / (time.perf_counter() - t) / 1e9)
+    torch.set_num_threads(threads)
     return best
 
 
@@ -311,12 +313,17 @@ def main() -> None:
         peak = fp32_peak_gflops()
         tok = BATCH * SHAPE["block_size"]
         summary = {"fp32_peak_gflops_1thread": peak, "params_no_pos": n}
+        import torch
+
+        threads = {"nanogpt": args.nanogpt_threads or torch.get_num_threads(), "nanogpt_1thread": 1,
+                   "ours": rows["ours"][0]["threads"] if rows["ours"] else 1}
         for name in ("nanogpt", "nanogpt_1thread", "ours"):
             if rows[name]:
                 ms = med(name, "ms_per_iter")
                 summary[name] = {"ms_per_iter": ms, "tokens_per_s": tok / ms * 1e3, "wall_s": med(name, "wall"),
                                  "peak_mib": med(name, "peak_mib"),
-                                 "mfu_vs_fp32_peak": fpt * tok / ms * 1e3 / 1e9 / peak}
+                                 "threads": threads[name],  # MFU: against the peak of the cores it used
+                                 "mfu_vs_fp32_peak": fpt * tok / ms * 1e3 / 1e9 / (peak * threads[name])}
         if rows["ours"]:
             summary["ours"]["val_full"] = [r["val"] for r in rows["ours"]]
             summary["goal1_ms_ratio_vs_nanogpt"] = paired("ours", "nanogpt", "ms_per_iter")

@@ -134,6 +134,8 @@ def test_text_mode_end_to_end(tmp_path, capsys):
     samples = capsys.readouterr().out.split("\n---\n")
     assert len(samples) == 2 and all(s.startswith("ROMEO:") and len(s.rstrip("\n")) == 46 for s in samples)
     assert "no 'test' split" in bad(capsys, "eval", "--out", out, "--split", "test")
+    assert "--unique needs a model trained on lines" in bad(capsys, "sample", "--out", out, "--unique")
+    assert main(["sample", "--out", out, "-n", "0"]) == 0 and capsys.readouterr().out == ""
 
 
 def test_more_bad_input(tmp_path, tiny_names, capsys):

@@ -164,8 +164,43 @@ def test_generation_turns_onednn_off_only_while_it_steps(monkeypatch):
                         or real(self, *a))
     generate(m, Vocab.build("abcdefghijklm", "text"), 2, max_len=20)
     assert seen and not any(seen) and torch.backends.mkldnn.enabled
-    with sampling._small_op_kernels():  # overlapping steps (a server's threads): restored when the last ends
-        with sampling._small_op_kernels():
+    cpu = torch.device("cpu")
+    with sampling._small_op_kernels(cpu):  # overlapping steps (a server's threads): restored when the last ends
+        with sampling._small_op_kernels(cpu):
             pass
         assert not torch.backends.mkldnn.enabled
     assert torch.backends.mkldnn.enabled
+
+
+@pytest.mark.parametrize("name", ["gpt", "transformer"])  # without biases, and with them
+def test_decode_equals_forward_with_every_parameter_random(name):
+    """Biases and LayerNorm gains start at 0 and 1: filled at random, a dropped or doubled one would show."""
+    torch.manual_seed(0)
+    m = models.build(name, models.make_config(name, vocab_size=13, **TINY)).eval()
+    with torch.no_grad():
+        for p in m.parameters():
+            p.normal_(0, 0.3)
+    x = torch.randint(0, 13, (2, 16))
+    state, parts = None, []
+    for a, b in ((0, 7), (7, 8), (8, 16)):  # a prompt, a step, then several positions after a filled cache
+        out, state = m.forward_cached(x[:, a:b], state)
+        parts.append(out)
+    torch.testing.assert_close(torch.cat(parts, dim=1), m(x), rtol=1e-4, atol=1e-4)
+
+
+def test_cached_forward_under_cpu_autocast():
+    m = tiny_gpt()
+    x = torch.randint(0, 13, (2, 10))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, state = m.forward_cached(x[:, :6], None)
+        out2, _ = m.forward_cached(x[:, 6:], state)
+    torch.testing.assert_close(torch.cat([out, out2], 1).float(), m(x), rtol=0.05, atol=0.05)
+
+
+def test_onednn_comes_back_after_an_error_in_a_step():
+    from makemore import sampling
+
+    with pytest.raises(RuntimeError), sampling._small_op_kernels(torch.device("cpu")):
+        assert not torch.backends.mkldnn.enabled
+        raise RuntimeError("a step failed")
+    assert torch.backends.mkldnn.enabled and sampling._ONEDNN["steps"] == 0

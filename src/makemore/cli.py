@@ -139,6 +139,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
     trained = load_model(args.out, "last" if args.last else "best")
     options = {"prompt": args.prompt, "temperature": args.temperature, "top_k": args.top_k, "max_len": args.max_len}
+    if args.unique and not trained.vocab.boundary:
+        raise MakemoreError("--unique needs a model trained on lines (items to compare samples against)")
     if not trained.vocab.boundary and args.n in (None, 1):  # one text: shown as it is made
         import torch
 
@@ -149,13 +151,11 @@ def cmd_sample(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
         return 0
     if not trained.vocab.boundary:  # several texts: drawn together in one batch (n for about the price of one)
-        print(*make_more(trained, args.n, seed=args.seed, **options), sep="\n---\n")
+        texts = make_more(trained, args.n, seed=args.seed, **options)
+        if texts:
+            print(*texts, sep="\n---\n")
         return 0
-    unique = None
-    if args.unique:
-        if not trained.vocab.boundary:
-            raise MakemoreError("--unique needs a model trained on lines (items to compare samples against)")
-        unique = set(trained.corpus().items("all"))
+    unique = set(trained.corpus().items("all")) if args.unique else None
     samples = make_more(trained, 20 if args.n is None else args.n, seed=args.seed, unique_against=unique, **options)
     print(*samples, sep="\n")
     return 0
@@ -347,7 +347,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sample", help="generate new text from a trained model")
     s.add_argument("--out", required=True, help="checkpoint directory")
     s.add_argument("-n", type=int, help="how many samples (default 20 items, or 1 text, streamed; several texts are "
-                   "drawn together in one batch and printed when done)")
+                   "drawn together in one batch and printed when done, so with the same seed the first of them "
+                   "differs from the single streamed text)")
     s.add_argument("--temperature", type=float, default=1.0)
     s.add_argument("--top-k", type=int)
     s.add_argument("--prompt", default="", help="text the samples start with")

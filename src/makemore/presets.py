@@ -55,7 +55,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "transformer": {"model": "transformer", "config": {"block_size": 16, "n_layer": 4, "n_head": 4, "n_embd": 64},
                     "train": SEQ_ADAMW},
     # The best names model (issue 9): the Transformer above with dropout 0.1 and weight decay 0.1 (names are few:
-    # 182k training targets), a higher rate decayed by cosine over ~9.5 minutes of one shared CPU core.
+    # 182k training targets), a higher rate decayed by cosine over ~9.5 minutes (measured on one shared CPU core;
+    # a step of this size now takes both cores, see README: CPU threads).
     "names-best": {"model": "transformer",
                    "config": {"block_size": 16, "n_layer": 4, "n_head": 4, "n_embd": 64, "dropout": 0.1},
                    "train": {**SEQ_ADAMW, "lr": 2e-3, "warmup": 500, "min_lr": 1e-4, "weight_decay": 0.1,
@@ -66,7 +67,7 @@ PRESETS: dict[str, dict[str, Any]] = {
                        "batch_size": 256, "steps": 20_000, "eval_interval": 2000, "weight_decay": 0.05}},
     # GPT on continuous text (lecture 7), e.g. tiny Shakespeare. `lecture7` is the lecture's 10.7 M model (val ~1.48
     # on a GPU, where bf16 autocast turns itself on; add --compile there). `cpu` is the best model for two CPU cores
-    # in about a minute, and `gpt` (the model's own default) is the same recipe; its bf16 matmuls need a CPU with
+    # in well under a minute, and `gpt` (the model's own default) is the same recipe; its bf16 matmuls need a CPU with
     # AVX-512 BF16 or AMX to pay (elsewhere: --autocast off).
     "lecture7": {"model": "gpt",
                  "config": {"block_size": 256, "n_layer": 6, "n_head": 6, "n_embd": 384, "dropout": 0.2},

@@ -104,18 +104,21 @@ _ONEDNN_LOCK = threading.Lock()
 
 
 @contextlib.contextmanager
-def _small_op_kernels() -> Iterator[None]:
-    """oneDNN off while generation steps run: a step works on a few positions, and for tensors that small torch's
-    own CPU kernels beat oneDNN's set-up (exact GELU on 512 values: 1.5 µs instead of 7 µs; a small GPT's token
-    costs 0.84x). Both generation paths (cached and not) run under it, so their outputs stay equal; training and
-    evaluation, on large tensors, keep oneDNN. The setting is global: counted, so that overlapping steps in
-    several threads restore it once, when the last one ends."""
-    with _ONEDNN_LOCK:
-        if _ONEDNN["steps"] == 0:
-            _ONEDNN["saved"] = torch.backends.mkldnn.enabled
-            torch.backends.mkldnn.enabled = False
-        _ONEDNN["steps"] += 1
+def _small_op_kernels(device: torch.device) -> Iterator[None]:
+    """oneDNN off while a generation step runs on CPU: a step works on a few positions, and for tensors that
+    small torch's own kernels beat oneDNN's set-up (exact GELU on 512 values: 1.5 µs instead of 7 µs; a small
+    GPT's token costs 0.84x). Both generation paths (cached and not) and next_token_probs run under it, so their
+    outputs agree. The switch is process-wide: counted, so that overlapping steps in a server's threads restore
+    it once, when the last one ends (training in the same process at that moment would run without oneDNN)."""
+    if device.type != "cpu":
+        yield
+        return
     try:
+        with _ONEDNN_LOCK:
+            if _ONEDNN["steps"] == 0:
+                _ONEDNN["saved"] = torch.backends.mkldnn.enabled
+                torch.backends.mkldnn.enabled = False
+            _ONEDNN["steps"] += 1
         yield
     finally:
         with _ONEDNN_LOCK:
@@ -126,21 +129,17 @@ def _small_op_kernels() -> Iterator[None]:
 
 @torch.inference_mode()  # no_grad without version counting: a token of a small model costs a fifth less
 def _token_steps(model: LanguageModel, vocab: Vocab, n: int, prompt: str, temperature: float, top_k: int | None,
-                 generator: torch.Generator | None, use_cache: bool) -> Iterator[Tensor]:
-    """The next token of each of n samples (n,), step after step, without end."""
-    start = torch.tensor(_start(model, vocab, prompt), dtype=torch.long, device=_device(model))
-    # The history lives in a buffer that doubles when full: appending a token is then a copy of n ids, not of
-    # the whole history (which made a long text quadratic).
-    history, length = start.new_empty(n, max(2 * len(start), 256)), len(start)
-    history[:, :length] = start
+                 generator: torch.Generator | None, use_cache: bool, max_len: int) -> Iterator[Tensor]:
+    """The next token of each of n samples (n,), step after step, max_len steps."""
+    device = _device(model)
+    start = torch.tensor(_start(model, vocab, prompt), dtype=torch.long, device=device)
+    history = start.new_empty(n, len(start) + max_len)  # appending a token is a copy of n ids, not of the history
+    history[:, :len(start)] = start
     next_logits = _NextLogits(model, use_cache)
-    while True:
-        with _small_op_kernels():
+    for length in range(len(start), len(start) + max_len):
+        with _small_op_kernels(device):
             nxt = _pick(next_logits(history[:, :length]), temperature, top_k, generator)
-        if length == history.shape[1]:
-            history = torch.cat([history, torch.empty_like(history)], dim=1)
         history[:, length] = nxt[:, 0]
-        length += 1
         yield nxt[:, 0]
 
 
@@ -155,9 +154,7 @@ def generate(model: LanguageModel, vocab: Vocab, n: int, *, prompt: str = "", te
     max_len = _max_len(vocab, max_len)
     done = torch.zeros(n, dtype=torch.bool, device=_device(model))
     rows: list[Tensor] = []
-    steps = _token_steps(model, vocab, n, prompt, temperature, top_k, generator, use_cache)
-    for _ in range(max_len):
-        nxt = next(steps)
+    for nxt in _token_steps(model, vocab, n, prompt, temperature, top_k, generator, use_cache, max_len):
         if vocab.boundary:
             nxt = nxt.masked_fill(done, BOUNDARY_ID)
             done |= nxt == BOUNDARY_ID
@@ -181,9 +178,8 @@ def stream(model: LanguageModel, vocab: Vocab, *, prompt: str = "", temperature:
     max_len = _max_len(vocab, max_len)
     if prompt:
         yield prompt
-    steps = _token_steps(model, vocab, 1, prompt, temperature, top_k, generator, use_cache)
-    for _ in range(max_len):
-        tok = int(next(steps)[0])
+    for nxt in _token_steps(model, vocab, 1, prompt, temperature, top_k, generator, use_cache, max_len):
+        tok = int(nxt[0])
         if vocab.boundary and tok == BOUNDARY_ID:
             return
         yield vocab.itos[tok]
@@ -196,7 +192,8 @@ def next_token_probs(model: LanguageModel, vocab: Vocab, prompt: str = "", tempe
     every token in vocabulary order: the sampling loop's one step, made visible."""
     _check(1, temperature, top_k)
     history = torch.tensor([_start(model, vocab, prompt)], dtype=torch.long, device=_device(model))
-    probs = _distribution(_NextLogits(model, use_cache=True)(history), temperature, top_k)[0]
+    with _small_op_kernels(history.device):
+        probs = _distribution(_NextLogits(model, use_cache=True)(history), temperature, top_k)[0]
     return list(zip(vocab.itos, probs.tolist(), strict=True))
 
 

@@ -56,12 +56,12 @@ class KVCache:
 
 def attention(q: Tensor, k: Tensor, v: Tensor, attn_mask: Tensor | None = None, dropout_p: float = 0.0,
               is_causal: bool = False) -> Tensor:
-    """F.scaled_dot_product_attention, except in bf16 on CPU (under autocast), where torch's flash kernel is slow
-    at GPT sizes (its bf16 backward ~4x slower than fp32, and fp32 costs the casts). There the scores and weights
-    are computed with two batched matmuls and a softmax in bf16, as autocast runs attention written out by hand
-    on a GPU (fp32 accumulation, bf16 results): 1.35x faster than fp32 SDPA for forward and backward at T=64."""
+    """F.scaled_dot_product_attention, except for bf16 queries on CPU (autocast's), where torch's flash kernel is
+    slow at GPT sizes (its bf16 backward ~4x slower than fp32, and fp32 costs the casts). There the scores and
+    weights come from two batched matmuls (fp32 accumulation, bf16 results) and a softmax that accumulates in
+    fp32 and stores bf16: 1.35x faster than fp32 SDPA for forward and backward at T=64, head size 32."""
     if q.dtype == torch.bfloat16 and q.device.type == "cpu":
-        return _attention_bf16_cpu(q, k, v, attn_mask, dropout_p, is_causal)
+        return _attention_bf16_cpu(q, k.to(q.dtype), v.to(q.dtype), attn_mask, dropout_p, is_causal)
     return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal)
 
 
@@ -69,8 +69,12 @@ def _attention_bf16_cpu(q: Tensor, k: Tensor, v: Tensor, attn_mask: Tensor | Non
                         is_causal: bool) -> Tensor:
     *batch, T, hs = q.shape
     S = k.shape[-2]
-    if is_causal:
-        attn_mask = torch.ones(T, S, dtype=torch.bool, device=q.device).tril(S - T)
+    if is_causal:  # as SDPA's is_causal: query i sees keys 0 .. i
+        if attn_mask is not None:
+            raise ValueError("attn_mask and is_causal are exclusive")
+        attn_mask = torch.ones(T, S, dtype=torch.bool, device=q.device).tril()
+    if attn_mask is not None and attn_mask.shape != (T, S):
+        raise ValueError(f"attention mask of shape {tuple(attn_mask.shape)}, expected ({T}, {S})")
     # the mask as 0 / -inf added to the scores inside the first matmul (baddbmm: one kernel, no extra pass)
     bias = torch.zeros(T, S, dtype=q.dtype, device=q.device)
     if attn_mask is not None:
