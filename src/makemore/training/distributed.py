@@ -80,6 +80,14 @@ def check(group: Group, batch_size: int, model) -> None:
         raise MakemoreError(f"a {type(model).__name__} model trains in one process only")
 
 
+def finish(group: Group) -> None:
+    """After a run that ended well: every rank waits for the others (rank 0 may still be evaluating and saving),
+    so that they leave the group together; a rank tearing its group down while another still works on it has
+    hung a gloo shutdown here, rarely."""
+    if group.active and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+
+
 def stop(group: Group) -> None:
     if group.active and torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()

@@ -153,7 +153,9 @@ def train(model_name: str, model_config: dict[str, Any], corpus: Corpus, cfg: Tr
     distributed.check(group, cfg.batch_size, model)
     device = distributed.start(group, resolve_device(cfg.device))
     try:
-        return _train(model_name, model, corpus, cfg, out, group, device, resume, progress, callbacks)
+        result = _train(model_name, model, corpus, cfg, out, group, device, resume, progress, callbacks)
+        distributed.finish(group)
+        return result
     finally:
         distributed.stop(group)
 
