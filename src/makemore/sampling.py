@@ -113,18 +113,21 @@ def _small_op_kernels(device: torch.device) -> Iterator[None]:
     if device.type != "cpu":
         yield
         return
+    counted = False
     try:
         with _ONEDNN_LOCK:
             if _ONEDNN["steps"] == 0:
                 _ONEDNN["saved"] = torch.backends.mkldnn.enabled
                 torch.backends.mkldnn.enabled = False
             _ONEDNN["steps"] += 1
+            counted = True
         yield
     finally:
-        with _ONEDNN_LOCK:
-            _ONEDNN["steps"] -= 1
-            if _ONEDNN["steps"] == 0:
-                torch.backends.mkldnn.enabled = _ONEDNN["saved"]
+        if counted:
+            with _ONEDNN_LOCK:
+                _ONEDNN["steps"] -= 1
+                if _ONEDNN["steps"] == 0:
+                    torch.backends.mkldnn.enabled = _ONEDNN["saved"]
 
 
 @torch.inference_mode()  # no_grad without version counting: a token of a small model costs a fifth less
@@ -133,12 +136,17 @@ def _token_steps(model: LanguageModel, vocab: Vocab, n: int, prompt: str, temper
     """The next token of each of n samples (n,), step after step, max_len steps."""
     device = _device(model)
     start = torch.tensor(_start(model, vocab, prompt), dtype=torch.long, device=device)
-    history = start.new_empty(n, len(start) + max_len)  # appending a token is a copy of n ids, not of the history
+    end = len(start) + max_len
+    # The history grows in a buffer that doubles when full (up to what max_len can need): appending a token is a
+    # copy of n ids, not of the whole history, and samples that end early (lines) never hold max_len columns.
+    history = start.new_empty(n, min(end, len(start) + 64))
     history[:, :len(start)] = start
     next_logits = _NextLogits(model, use_cache)
-    for length in range(len(start), len(start) + max_len):
+    for length in range(len(start), end):
         with _small_op_kernels(device):
             nxt = _pick(next_logits(history[:, :length]), temperature, top_k, generator)
+        if length == history.shape[1]:
+            history = torch.cat([history, history.new_empty(n, min(length, end - length))], dim=1)
         history[:, length] = nxt[:, 0]
         yield nxt[:, 0]
 
