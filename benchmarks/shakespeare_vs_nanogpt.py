@@ -112,6 +112,20 @@ def nanogpt_train(work: Path, iters: int, out_dir: Path, threads: int | None = N
     return {**r, "ms_per_iter": statistics.median(times), "own_val": float(vals[-1]), "out": None}
 
 
+def load_nanogpt(work: Path, out_dir: Path):
+    """nanoGPT's model from its checkpoint in out_dir, in eval mode (its own classes, from the scratch folder;
+    the checkpoint is one nanoGPT wrote in this run, so unpickling it is safe)."""
+    import torch
+
+    sys.path.insert(0, str(work))
+    from model import GPT, GPTConfig
+
+    ckpt = torch.load(out_dir / "ckpt.pt", map_location="cpu", weights_only=False)
+    model = GPT(GPTConfig(**ckpt["model_args"]))
+    model.load_state_dict({k.removeprefix("_orig_mod."): v for k, v in ckpt["model"].items()})
+    return model.eval()
+
+
 def nanogpt_full_val(work: Path, out_dir: Path, text_path: Path) -> float:
     """nanoGPT's saved model scored on every consecutive 64-character val window (our evaluation set)."""
     import torch
@@ -120,13 +134,7 @@ def nanogpt_full_val(work: Path, out_dir: Path, text_path: Path) -> float:
     from makemore.data import load_corpus
     from makemore.training.evaluate import loss_fn
 
-    sys.path.insert(0, str(work))
-    from model import GPT, GPTConfig  # nanoGPT's, from the scratch folder
-
-    ckpt = torch.load(out_dir / "ckpt.pt", map_location="cpu", weights_only=False)
-    model = GPT(GPTConfig(**ckpt["model_args"]))
-    model.load_state_dict({k.removeprefix("_orig_mod."): v for k, v in ckpt["model"].items()})
-    model.eval()
+    model = load_nanogpt(work, out_dir)
     corpus = load_corpus(str(text_path), "text")
     val = SequenceExamples(corpus.items("val"), corpus.vocab, 64)
     total, count = 0.0, 0
@@ -203,13 +211,7 @@ def part_sample(work: Path, nano_out: Path, text: Path, reps: int, tokens: int =
     from makemore.sampling import generate
 
     default_threads = torch.get_num_threads()  # nanoGPT's sample.py runs with torch's default; ours with one
-    sys.path.insert(0, str(work))
-    from model import GPT, GPTConfig
-
-    ckpt = torch.load(nano_out / "ckpt.pt", map_location="cpu", weights_only=False)
-    nano = GPT(GPTConfig(**ckpt["model_args"]))
-    nano.load_state_dict({k.removeprefix("_orig_mod."): v for k, v in ckpt["model"].items()})
-    nano.eval()
+    nano = load_nanogpt(work, nano_out)
     corpus = load_corpus(str(text), "text")
     torch.manual_seed(0)
     ours = models.build("gpt", models.make_config("gpt", vocab_size=corpus.vocab.size, **SHAPE)).eval()
@@ -217,7 +219,8 @@ def part_sample(work: Path, nano_out: Path, text: Path, reps: int, tokens: int =
     kw = {"temperature": 0.8, "top_k": 200, "max_len": tokens}
     a = generate(ours, corpus.vocab, 1, generator=torch.Generator().manual_seed(1), use_cache=True, **kw)
     b = generate(ours, corpus.vocab, 1, generator=torch.Generator().manual_seed(1), use_cache=False, **kw)
-    times: dict[str, list[float]] = {"nanogpt": [], "nanogpt_1thread": [], "ours": [], "ours_uncached": []}
+    times: dict[str, list[float]] = {k: [] for k in ("nanogpt", "nanogpt_1thread", "ours", "ours_uncached",
+                                                     "nanogpt_job", "ours_job")}
     for _ in range(reps):
         for name, threads in (("nanogpt", default_threads), ("nanogpt_1thread", 1)):
             torch.set_num_threads(threads)
@@ -238,11 +241,11 @@ def part_sample(work: Path, nano_out: Path, text: Path, reps: int, tokens: int =
             t = time.perf_counter()
             for _ in range(SAMPLES):
                 nano.generate(start, tokens, temperature=0.8, top_k=200)
-            times.setdefault("nanogpt_job", []).append((time.perf_counter() - t) / (SAMPLES * tokens) * 1e3)
+            times["nanogpt_job"].append((time.perf_counter() - t) / (SAMPLES * tokens) * 1e3)
         torch.set_num_threads(1)
         t = time.perf_counter()
         generate(ours, corpus.vocab, SAMPLES, generator=torch.Generator().manual_seed(1), use_cache=True, **kw)
-        times.setdefault("ours_job", []).append((time.perf_counter() - t) / (SAMPLES * tokens) * 1e3)
+        times["ours_job"].append((time.perf_counter() - t) / (SAMPLES * tokens) * 1e3)
     med = {k: statistics.median(v) for k, v in times.items()}
     pairs = {"nanogpt": "ours", "nanogpt_1thread": "ours", "nanogpt_job": "ours_job"}
     speedup = {n: statistics.median(x / o for x, o in zip(times[n], times[ours_name], strict=True))

@@ -189,8 +189,7 @@ def _train(model_name: str, model: models.LanguageModel, corpus: Corpus, cfg: Tr
         checkpoint.save(out, ckpt)
         val = evaluate(model, val_ex) if len(val_ex) else None
         return Result(out, 0, evaluate(model, train_ex), val, seconds=time.perf_counter() - start, model=model.eval())
-    rows = len(train_ex) if cfg.batch_size == 0 else min(cfg.batch_size, len(train_ex))
-    with _threads(cfg, device, model, rows * (model.block_size if model.kind == "sequence" else 1)):
+    with _threads(cfg, device, model, loop.targets_per_step):
         loop.run(progress, callbacks)
     return Result(out, loop.step, loop.last_loss, loop.val, ckpt.best, time.perf_counter() - start, model.eval(),
                   group.main)
@@ -215,6 +214,11 @@ class Loop:
         self.last_loss: float | None = None
         self.val: float | None = None
         self.full_batch = cfg.batch_size == 0 or cfg.batch_size >= len(train_ex)
+
+    @property
+    def targets_per_step(self) -> int:
+        rows = len(self.train_ex) if self.full_batch else self.cfg.batch_size
+        return rows * (self.model.block_size if self.model.kind == "sequence" else 1)
 
     def restore(self) -> None:
         """Continue the run saved in `out`: weights, optimiser, batch generator and step, after checking that it
