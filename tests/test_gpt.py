@@ -165,8 +165,8 @@ def test_generation_turns_onednn_off_only_while_it_steps(monkeypatch):
     generate(m, Vocab.build("abcdefghijklm", "text"), 2, max_len=20)
     assert seen and not any(seen) and torch.backends.mkldnn.enabled
     cpu = torch.device("cpu")
-    with sampling._small_op_kernels(cpu):  # overlapping steps (a server's threads): restored when the last ends
-        with sampling._small_op_kernels(cpu):
+    with sampling._SmallOpKernels(cpu):  # overlapping steps (a server's threads): restored when the last ends
+        with sampling._SmallOpKernels(cpu):
             pass
         assert not torch.backends.mkldnn.enabled
     assert torch.backends.mkldnn.enabled
@@ -200,7 +200,61 @@ def test_cached_forward_under_cpu_autocast():
 def test_onednn_comes_back_after_an_error_in_a_step():
     from makemore import sampling
 
-    with pytest.raises(RuntimeError), sampling._small_op_kernels(torch.device("cpu")):
+    with pytest.raises(RuntimeError), sampling._SmallOpKernels(torch.device("cpu")):
         assert not torch.backends.mkldnn.enabled
         raise RuntimeError("a step failed")
-    assert torch.backends.mkldnn.enabled and sampling._ONEDNN["steps"] == 0
+    assert torch.backends.mkldnn.enabled and sampling._SmallOpKernels.steps == 0
+
+
+@pytest.mark.parametrize("top_k", [None, 3])
+def test_a_step_draws_the_tokens_torch_multinomial_draws(top_k):
+    """The sampler's draw is multinomial's own for one sample (argmax p / q, q ~ Exp(1)) without its checks:
+    the same tokens from the same generator, over many rows and steps."""
+    from makemore import sampling
+
+    logits = torch.randn(300, 2, 13, generator=torch.Generator().manual_seed(0)) * 3
+    ga, gb = torch.Generator().manual_seed(7), torch.Generator().manual_seed(7)
+    ours = torch.stack([sampling._pick(x, 0.8, top_k, ga) for x in logits])
+    theirs = torch.stack([torch.multinomial(sampling._distribution(x, 0.8, top_k), 1, generator=gb)[:, 0]
+                          for x in logits])
+    assert torch.equal(ours, theirs) and len(ours.unique()) > 3
+
+
+def test_logits_that_overflow_stop_sampling_with_a_clear_error():
+    from makemore import sampling
+    from makemore.errors import MakemoreError
+
+    with pytest.raises(MakemoreError, match="NaN"):
+        sampling._pick(torch.tensor([[1.0, float("nan"), 0.0]]), 1.0, None, None)
+    m = tiny_gpt()
+    with torch.no_grad():
+        m.lm_head.weight.mul_(1e30)  # finite weights, logits beyond fp32's range
+    with pytest.raises(MakemoreError, match="overflowed"):
+        generate(m, Vocab.build("abcdefghijklm", "text"), 2, max_len=5)
+
+
+def test_decoding_weights_follow_every_change_of_the_parameters():
+    """The transposed copies decoding keeps between caches are rebuilt after a training step or a load."""
+    m = tiny_gpt()
+    x = torch.randint(0, 13, (2, 9))
+    with torch.no_grad():
+        out, _ = m.forward_cached(x, None)
+        assert m._decode_weights() is m._decode_weights()  # kept while nothing changes
+        for p in m.parameters():
+            p.add_(torch.randn_like(p) * 0.1)  # as an optimizer's step: in place
+        torch.testing.assert_close(m.forward_cached(x, None)[0], m(x), rtol=1e-5, atol=1e-5)
+        assert not torch.allclose(m(x), out)
+        m.load_state_dict(tiny_gpt().state_dict())
+        torch.testing.assert_close(m.forward_cached(x, None)[0], out, rtol=1e-5, atol=1e-5)
+
+
+def test_gradients_flow_through_the_cached_forward_in_eval_mode():
+    m = tiny_gpt()
+    x = torch.randint(0, 13, (2, 9))
+    out, _ = m.forward_cached(x, None)
+    out.square().sum().backward()
+    grads = {n: p.grad for n, p in m.named_parameters()}
+    m.zero_grad()
+    m(x).square().sum().backward()
+    for n, p in m.named_parameters():
+        torch.testing.assert_close(grads[n], p.grad, rtol=1e-4, atol=1e-5)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -36,22 +36,40 @@ class TransformerConfig(ModelConfig):
 
 
 class KVCache:
-    """Keys and values of every layer for the positions seen so far: per layer one buffer (B, block_size, 2,
-    n_head, head_size), laid out as the attention's qkv projection lays out k and v, so that storing a step's
-    keys and values is one copy."""
+    """Keys and values of every layer for the positions seen so far: per layer one buffer (B, block_size,
+    2 * n_embd), each position's k then v as the attention's qkv projection lays them out (storing a step's is
+    one copy), and views of it per head (B, n_head, block_size, head_size), made once: a step only narrows
+    them (each view op is ~0.5 µs, and a small model's token takes ~80 operations)."""
 
-    def __init__(self, n_layer: int, shape: tuple[int, int, int, int, int], like: Tensor):
-        self.kv = [like.new_empty(shape) for _ in range(n_layer)]
+    def __init__(self, n_layer: int, shape: tuple[int, int, int, int], like: Tensor):
+        B, block, nh, hs = shape
+        self.kv = [like.new_empty(B, block, 2 * nh * hs) for _ in range(n_layer)]
+        heads = [buf.view(B, block, 2, nh, hs).transpose(1, 3) for buf in self.kv]  # (B, nh, 2, block, hs)
+        self.k = [h.select(2, 0) for h in heads]
+        self.v = [h.select(2, 1) for h in heads]
         self.length = 0  # positions filled
-        self.weights: list[tuple[Tensor | None, ...]] | None = None  # the model's, gathered once for decoding
+        self.weights: _DecodeWeights | None = None  # the model's as decoding reads them, looked up once
 
     def append(self, layer: int, kv: Tensor) -> tuple[Tensor, Tensor]:
-        """Store the new positions' k and v (B, t, 2, nh, hs); return all of the layer's so far, as k and v
+        """Store the new positions' k and v (B, t, 2 * n_embd); return all of the layer's so far, as k and v
         (B, nh, length + t, hs)."""
-        end = self.length + kv.shape[1]
-        buf = self.kv[layer]
-        buf[:, self.length:end].copy_(kv)
-        return buf[:, :end, 0].transpose(1, 2), buf[:, :end, 1].transpose(1, 2)
+        t = kv.shape[1]
+        self.kv[layer].narrow(1, self.length, t).copy_(kv)
+        end = self.length + t
+        return self.k[layer].narrow(2, 0, end), self.v[layer].narrow(2, 0, end)
+
+
+class _DecodeWeights(NamedTuple):
+    """The tensors decoding reads, gathered once (a module attribute costs ~1 µs a time), with every matrix
+    transposed into a contiguous (in, out) copy: on CPU a one-row product with it is ~1 µs faster than with a
+    transposed view, 17 times a token in a small GPT."""
+
+    key: tuple  # the parameters' identity and version: any change (a training step, a load) rebuilds these
+    layers: list[tuple[Tensor | None, ...]]
+    wte: Tensor
+    wpe: Tensor
+    ln_f: tuple[Tensor, Tensor | None]
+    head: Tensor  # (n_embd, vocab)
 
 
 def attention(q: Tensor, k: Tensor, v: Tensor, attn_mask: Tensor | None = None, dropout_p: float = 0.0,
@@ -98,6 +116,12 @@ def causal_attention(q: Tensor, k: Tensor, v: Tensor, past: int, dropout: float 
     return attention(q, k, v, attn_mask=mask, dropout_p=dropout)
 
 
+def heads(x: Tensor, n_head: int) -> Tensor:
+    """(B, T, C) -> (B, n_head, T, C // n_head), a view."""
+    B, T, C = x.shape
+    return x.view(B, T, n_head, C // n_head).transpose(1, 2)
+
+
 class CausalSelfAttention(nn.Module):
     def __init__(self, c: TransformerConfig):
         super().__init__()
@@ -109,13 +133,13 @@ class CausalSelfAttention(nn.Module):
 
     def forward(self, x: Tensor, cache: KVCache | None = None, layer: int = 0) -> Tensor:
         B, T, C = x.shape
-        qkv = self.qkv(x).view(B, T, 3, self.n_head, C // self.n_head)
-        q, past = qkv[:, :, 0].transpose(1, 2), 0
+        qkv = self.qkv(x)  # (B, T, 3C): q, k, v, each n_head heads side by side
+        q, past = heads(qkv.narrow(2, 0, C), self.n_head), 0
         if cache is None:
-            k, v = qkv[:, :, 1].transpose(1, 2), qkv[:, :, 2].transpose(1, 2)
+            k, v = heads(qkv.narrow(2, C, C), self.n_head), heads(qkv.narrow(2, 2 * C, C), self.n_head)
         else:
             past = cache.length
-            k, v = cache.append(layer, qkv[:, :, 1:])
+            k, v = cache.append(layer, qkv.narrow(2, C, 2 * C))
         y = causal_attention(q, k, v, past, self.dropout if self.training else 0.0)
         return self.resid_dropout(self.proj(y.transpose(1, 2).reshape(B, T, C)))
 
@@ -177,7 +201,7 @@ class Transformer(LanguageModel):
     def forward_cached(self, idx: Tensor, state: Any) -> tuple[Tensor, KVCache]:
         if state is None:
             c = self.config
-            shape = (idx.shape[0], c.block_size, 2, c.n_head, c.n_embd // c.n_head)
+            shape = (idx.shape[0], c.block_size, c.n_head, c.n_embd // c.n_head)
             state = KVCache(c.n_layer, shape, self.wte.weight)
         logits = self._run(idx, state) if self.training else self._decode(idx, state)
         state.length += idx.shape[1]
@@ -194,32 +218,56 @@ class Transformer(LanguageModel):
             x = block(x, cache, i)
         return self.lm_head(self.ln_f(x))
 
+    def _decode_weights(self) -> _DecodeWeights:
+        """The weights as decoding reads them, kept from one cache to the next (sampling starts a new cache each
+        time its window fills) unless gradients are wanted (then transposed views, through which they flow)."""
+        grad = torch.is_grad_enabled()
+        key = tuple((p.data_ptr(), p._version, p.dtype, p.device) for p in self.parameters())
+        cached = self.__dict__.get("_decode_cache")
+        if not grad and cached is not None and cached.key == key:
+            return cached
+        with torch.inference_mode(False):  # normal tensors: usable later outside inference mode too
+            weights = self._gather_decode_weights(key, grad)
+        if not grad:
+            self.__dict__["_decode_cache"] = weights  # a plain attribute: not a parameter, buffer or submodule
+        return weights
+
+    def _gather_decode_weights(self, key: tuple, grad: bool) -> _DecodeWeights:
+        def t(w: Tensor) -> Tensor:
+            return w.t() if grad else w.detach().t().contiguous()
+
+        layers = [(b.ln_1.weight, b.ln_1.bias, t(b.attn.qkv.weight), b.attn.qkv.bias, t(b.attn.proj.weight),
+                   b.attn.proj.bias, b.ln_2.weight, b.ln_2.bias, t(b.mlp.fc.weight), b.mlp.fc.bias,
+                   t(b.mlp.proj.weight), b.mlp.proj.bias) for b in self.blocks]
+        return _DecodeWeights(key, layers, self.wte.weight, self.wpe.weight, (self.ln_f.weight, self.ln_f.bias),
+                              t(self.lm_head.weight))
+
     def _decode(self, idx: Tensor, cache: KVCache) -> Tensor:
         """_run with a cache in eval mode (no dropout), written with functional calls on 2-D activations: the
-        same operations on the same weights, without ~50 module calls a token, and with the residual additions
-        inside the projections' matmuls (addmm); on CPU these calls are most of a small model's time per token.
-        (Tests hold it equal to forward().)"""
+        same operations on the same weights, without ~50 module calls a token, with the residual additions
+        inside the projections' matmuls (addmm) and the matrices transposed once per set of weights; on CPU
+        these calls are most of a small model's time per token. (Tests hold it equal to forward().)"""
         c = self.config
         B, T = idx.shape
         past, C, nh = cache.length, c.n_embd, c.n_head
-        end = past + T
-        if end > c.block_size:
-            raise MakemoreError(f"a sequence of {end} tokens is longer than the block size {c.block_size}")
-        if cache.weights is None:  # looked up once per generation (a module attribute costs ~1 µs a time)
-            cache.weights = [(b.ln_1.weight, b.ln_1.bias, b.attn.qkv.weight, b.attn.qkv.bias, b.attn.proj.weight.t(),
-                              b.attn.proj.bias, b.ln_2.weight, b.ln_2.bias, b.mlp.fc.weight, b.mlp.fc.bias,
-                              b.mlp.proj.weight.t(), b.mlp.proj.bias) for b in self.blocks]
+        if past + T > c.block_size:
+            raise MakemoreError(f"a sequence of {past + T} tokens is longer than the block size {c.block_size}")
+        if cache.weights is None:
+            cache.weights = self._decode_weights()
+        w = cache.weights
         eps = self.ln_f.eps
-        x = (F.embedding(idx, self.wte.weight) + self.wpe.weight[past:end]).view(B * T, C)
-        for i, (g1, b1, wa, ba, wp, bp, g2, b2, wf, bf, wm, bm) in enumerate(cache.weights):
-            qkv = F.linear(F.layer_norm(x, (C,), g1, b1, eps), wa, ba).view(B, T, 3, nh, C // nh)
-            k, v = cache.append(i, qkv[:, :, 1:])
-            y = causal_attention(qkv[:, :, 0].transpose(1, 2), k, v, past).transpose(1, 2).reshape(B * T, C)
+        x = (F.embedding(idx, w.wte) + w.wpe.narrow(0, past, T)).view(B * T, C)
+        for i, (g1, b1, wa, ba, wp, bp, g2, b2, wf, bf, wm, bm) in enumerate(w.layers):
+            h = F.layer_norm(x, (C,), g1, b1, eps)
+            qkv = (torch.mm(h, wa) if ba is None else torch.addmm(ba, h, wa)).view(B, T, 3 * C)
+            k, v = cache.append(i, qkv.narrow(2, C, 2 * C))
+            y = causal_attention(heads(qkv.narrow(2, 0, C), nh), k, v, past).transpose(1, 2).reshape(B * T, C)
             x = torch.addmm(x if bp is None else x + bp, y, wp)
-            h = F.gelu(F.linear(F.layer_norm(x, (C,), g2, b2, eps), wf, bf))
+            h = F.layer_norm(x, (C,), g2, b2, eps)
+            h = F.gelu(torch.mm(h, wf) if bf is None else torch.addmm(bf, h, wf))
             x = torch.addmm(x if bm is None else x + bm, h, wm)
-        x = F.layer_norm(x, (C,), self.ln_f.weight, self.ln_f.bias, eps)
-        return F.linear(x, self.lm_head.weight).view(B, T, -1)
+        x = F.layer_norm(x, (C,), *w.ln_f, eps)
+        return torch.mm(x, w.head).view(B, T, -1)
 
 
 @dataclass(frozen=True)
