@@ -9,7 +9,8 @@ Its data preparation downloads the text, so this script writes the same files it
 90% train, last 10% val, character ids as uint16 in sorted-character order, meta.pkl with the vocabulary) into a
 scratch folder that links nanoGPT's scripts. nanoGPT needs numpy, and tiktoken for sample.py's imports.
 
-Parts (each run is a child process: its wall time from launch to exit and its peak RSS are the OS's figures):
+Parts (each run is a child process: its wall time from launch to exit, peak RSS and minor page faults are the OS's
+figures):
 - speed (goal 1): nanoGPT's `train.py config/train_shakespeare_char.py --device=cpu --compile=False --eval_iters=20
   --log_interval=1 --block_size=64 --batch_size=12 --n_layer=4 --n_head=4 --n_embd=128 --max_iters=ITERS
   --lr_decay_iters=ITERS --dropout=0.0` against our trainer on the same model (4 layers, 4 heads, 128 wide, block 64,
@@ -90,7 +91,8 @@ def prepare(nanogpt: Path, text_path: Path, work: Path) -> None:
 
 
 def run(cmd: list[str], cwd: Path | None = None, env: dict | None = None) -> dict:
-    """A child process's stdout, wall seconds and peak RSS (MiB), as the OS accounts them."""
+    """A child process's stdout, wall seconds, peak RSS (MiB), CPU seconds and minor page faults (new pages
+    touched: memory the allocator took from the kernel), as the OS accounts them."""
     start = time.perf_counter()
     p = subprocess.Popen(cmd, cwd=cwd, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT, text=True)
@@ -100,7 +102,8 @@ def run(cmd: list[str], cwd: Path | None = None, env: dict | None = None) -> dic
     p.returncode = os.waitstatus_to_exitcode(status)
     if p.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({p.returncode}):\n{out[-3000:]}")
-    return {"out": out, "wall": wall, "peak_mib": usage.ru_maxrss / 1024, "cpu": usage.ru_utime + usage.ru_stime}
+    return {"out": out, "wall": wall, "peak_mib": usage.ru_maxrss / 1024, "cpu": usage.ru_utime + usage.ru_stime,
+            "page_faults": usage.ru_minflt}
 
 
 def nanogpt_train(work: Path, iters: int, out_dir: Path, threads: int | None = None, extra: tuple = ()) -> dict:
@@ -325,6 +328,7 @@ def main() -> None:
                 ms = med(name, "ms_per_iter")
                 summary[name] = {"ms_per_iter": ms, "tokens_per_s": tok / ms * 1e3, "wall_s": med(name, "wall"),
                                  "peak_mib": med(name, "peak_mib"),
+                                 "page_faults_per_iter": med(name, "page_faults") / args.iters,
                                  "threads": threads[name],  # MFU: against the peak of the cores it used
                                  "mfu_vs_fp32_peak": fpt * tok / ms * 1e3 / 1e9 / (peak * threads[name])}
         if rows["ours"]:
