@@ -233,19 +233,38 @@ def test_logits_that_overflow_stop_sampling_with_a_clear_error():
         generate(m, Vocab.build("abcdefghijklm", "text"), 2, max_len=5)
 
 
-def test_decoding_weights_follow_every_change_of_the_parameters():
-    """The transposed copies decoding keeps between caches are rebuilt after a training step or a load."""
+def test_decoding_follows_every_change_of_the_parameters():
+    """Decoding's transposed copies of the weights live for one generation: a fused AdamW step (which leaves the
+    tensors' version counters alone), a .data update (the lectures' style) or a load between generations is
+    always seen."""
     m = tiny_gpt()
+    vocab = Vocab.build("abcdefghijklm", "text")
     x = torch.randint(0, 13, (2, 9))
-    with torch.no_grad():
-        out, _ = m.forward_cached(x, None)
-        assert m._decode_weights() is m._decode_weights()  # kept while nothing changes
-        for p in m.parameters():
-            p.add_(torch.randn_like(p) * 0.1)  # as an optimizer's step: in place
-        torch.testing.assert_close(m.forward_cached(x, None)[0], m(x), rtol=1e-5, atol=1e-5)
-        assert not torch.allclose(m(x), out)
-        m.load_state_dict(tiny_gpt().state_dict())
-        torch.testing.assert_close(m.forward_cached(x, None)[0], out, rtol=1e-5, atol=1e-5)
+    opt = torch.optim.AdamW(m.parameters(), lr=0.05, fused=True)
+    for change in ("fused adamw", ".data", "load"):
+        generate(m, vocab, 2, max_len=5)
+        if change == "fused adamw":
+            m(x).square().mean().backward()
+            opt.step()
+        elif change == ".data":
+            for p in m.parameters():
+                p.data.add_(torch.randn_like(p) * 0.1)
+        else:
+            m.load_state_dict(tiny_gpt(vocab_size=13).state_dict())
+        with torch.no_grad():
+            torch.testing.assert_close(m.forward_cached(x, None)[0], m(x), rtol=1e-5, atol=1e-5)
+
+
+def test_a_long_text_restarts_one_cache_instead_of_building_new_ones(monkeypatch):
+    from makemore.models import transformer
+
+    made, real = [], transformer.KVCache.__init__
+    monkeypatch.setattr(transformer.KVCache, "__init__", lambda self, *a: made.append(1) or real(self, *a))
+    m, vocab = tiny_gpt(), Vocab.build("abcdefghijklm", "text")
+    g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    cached = generate(m, vocab, 2, max_len=100, generator=g1)  # block 16: windows restart every 8 tokens
+    assert len(made) == 1
+    assert cached == generate(m, vocab, 2, max_len=100, generator=g2, use_cache=False)
 
 
 def test_gradients_flow_through_the_cached_forward_in_eval_mode():

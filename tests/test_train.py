@@ -214,8 +214,8 @@ def test_bf16_autocast_and_compile_run_on_cpu(corpus, tmp_path):
 
 _FAULTS = """
 import ctypes, resource, sys
-from makemore.training.allocator import keep_freed_memory
-if sys.argv[1] == "keep":
+if sys.argv[1] == "keep":  # (the default run imports nothing: what an import frees moves glibc's thresholds)
+    from makemore.training.allocator import keep_freed_memory
     assert keep_freed_memory()
 libc = ctypes.CDLL("libc.so.6")  # malloc itself: no other allocation comes between (torch's would, at random)
 libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
@@ -239,8 +239,9 @@ print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 20)
 def test_training_steps_reuse_freed_memory_instead_of_new_pages():
     """By default glibc gives the freed top of its heap back to the kernel, so each step faults its 4 MB of pages
     in again (~945 faults); training keeps them (allocator.py)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != "GLIBC_TUNABLES"}
     faults = {mode: float(subprocess.run([sys.executable, "-c", _FAULTS, mode], capture_output=True, text=True,
-                                         check=True).stdout) for mode in ("default", "keep")}
+                                         check=True, env=env).stdout) for mode in ("default", "keep")}
     assert faults["default"] > 200 and faults["keep"] < 5, faults
 
 
@@ -249,5 +250,11 @@ def test_training_sets_the_allocator_thresholds(corpus, tmp_path, monkeypatch):
     from makemore.training import allocator
 
     monkeypatch.setattr(allocator, "_done", [])  # as in a new process
+    for k in [k for k in os.environ if k.startswith("MALLOC_")]:
+        monkeypatch.delenv(k)
+    monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
     train.train("mlp", SMALL, corpus, cfg(steps=2), tmp_path / "run", progress=False)
     assert allocator._done == [True]
+    monkeypatch.setattr(allocator, "_done", [])
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "2")  # the user's own tuning is left alone
+    assert not allocator.keep_freed_memory()

@@ -62,7 +62,8 @@ class _NextLogits:
             # Window full: a model with a state restarts it on the last half (refilled once, then cheap again);
             # a stateless model simply slides.
             keep = max(self.limit // 2, 1) if m.cached else self.limit
-            self.start, self.state, self.fed = length - keep, None, length - keep
+            self.start, self.fed = length - keep, length - keep
+            self.state = m.restart_cached(self.state) if self.state is not None else None
         if self.cached:
             logits, self.state = m.forward_cached(history.narrow(1, self.fed, length - self.fed), self.state)
             self.fed = length

@@ -74,6 +74,11 @@ class LanguageModel(nn.Module):
         `state` (None: nothing yet), and the state after them. Equal to forward() on the whole sequence."""
         raise NotImplementedError
 
+    def restart_cached(self, state: Any) -> Any:
+        """The state to start a new sequence from, in the same generation (same batch, same weights), given the
+        old one: None, or the old one emptied so that its buffers are used again."""
+        return None
+
 
 @dataclass(frozen=True)
 class Entry:

@@ -39,7 +39,9 @@ class KVCache:
     """Keys and values of every layer for the positions seen so far: per layer one buffer (B, block_size,
     2 * n_embd), each position's k then v as the attention's qkv projection lays them out (storing a step's is
     one copy), and views of it per head (B, n_head, block_size, head_size), made once: a step only narrows
-    them (each view op is ~0.5 µs, and a small model's token takes ~80 operations)."""
+    them (each view op is ~0.5 µs, and a small model's token takes ~80 operations). A cache lives for one
+    generation (restarted, not rebuilt, when sampling starts a new window), and so do the weights it holds:
+    a cache made under no_grad is not continued with gradients on."""
 
     def __init__(self, n_layer: int, shape: tuple[int, int, int, int], like: Tensor):
         B, block, nh, hs = shape
@@ -60,11 +62,11 @@ class KVCache:
 
 
 class _DecodeWeights(NamedTuple):
-    """The tensors decoding reads, gathered once (a module attribute costs ~1 µs a time), with every matrix
-    transposed into a contiguous (in, out) copy: on CPU a one-row product with it is ~1 µs faster than with a
-    transposed view, 17 times a token in a small GPT."""
+    """The tensors decoding reads, gathered once per generation (a module attribute costs ~1 µs a time), with
+    every matrix transposed into a contiguous (in, out) copy (a one-row product with it on CPU is ~1 µs faster
+    than with a transposed view, 17 times a token in a small GPT); with gradients on, transposed views instead,
+    through which they flow."""
 
-    key: tuple  # the parameters' identity and version: any change (a training step, a load) rebuilds these
     layers: list[tuple[Tensor | None, ...]]
     wte: Tensor
     wpe: Tensor
@@ -231,35 +233,29 @@ class Transformer(LanguageModel):
             x = block(x, cache, i)
         return self.lm_head(self.ln_f(x))
 
-    def _decode_weights(self) -> _DecodeWeights:
-        """The weights as decoding reads them, kept from one cache to the next (sampling starts a new cache each
-        time its window fills) unless gradients are wanted (then transposed views, through which they flow)."""
-        grad = torch.is_grad_enabled()
-        key = tuple((p.data_ptr(), p._version, p.dtype, p.device) for p in self.parameters())
-        cached = self.__dict__.get("_decode_cache")
-        if not grad and cached is not None and cached.key == key:
-            return cached
-        with torch.inference_mode(False):  # normal tensors: usable later outside inference mode too
-            weights = self._gather_decode_weights(key, grad)
-        if not grad:
-            self.__dict__["_decode_cache"] = weights  # a plain attribute: not a parameter, buffer or submodule
-        return weights
+    def restart_cached(self, state: Any) -> Any:
+        if isinstance(state, KVCache):
+            state.length = 0  # same buffers, same weights: a new window of the same generation
+            return state
+        return None
 
-    def _gather_decode_weights(self, key: tuple, grad: bool) -> _DecodeWeights:
+    def _decode_weights(self) -> _DecodeWeights:
+        grad = torch.is_grad_enabled()
+
         def t(w: Tensor) -> Tensor:
             return w.t() if grad else w.detach().t().contiguous()
 
         layers = [(b.ln_1.weight, b.ln_1.bias, t(b.attn.qkv.weight), b.attn.qkv.bias, t(b.attn.proj.weight),
                    b.attn.proj.bias, b.ln_2.weight, b.ln_2.bias, t(b.mlp.fc.weight), b.mlp.fc.bias,
                    t(b.mlp.proj.weight), b.mlp.proj.bias) for b in self.blocks]
-        return _DecodeWeights(key, layers, self.wte.weight, self.wpe.weight, (self.ln_f.weight, self.ln_f.bias),
+        return _DecodeWeights(layers, self.wte.weight, self.wpe.weight, (self.ln_f.weight, self.ln_f.bias),
                               t(self.lm_head.weight))
 
     def _decode(self, idx: Tensor, cache: KVCache) -> Tensor:
         """_run with a cache in eval mode (no dropout), written with functional calls on 2-D activations: the
-        same operations on the same weights, without ~50 module calls a token, with the residual additions
-        inside the projections' matmuls (addmm) and the matrices transposed once per set of weights; on CPU
-        these calls are most of a small model's time per token. (Tests hold it equal to forward().)"""
+        same operations on the same weights (the matrices transposed once per generation), without ~50 module
+        calls a token, with the residual additions inside the projections' matmuls (addmm); on CPU these calls
+        are most of a small model's time per token. (Tests hold it equal to forward().)"""
         c = self.config
         B, T = idx.shape
         past, C, nh = cache.length, c.n_embd, c.n_head

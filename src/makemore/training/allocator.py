@@ -13,6 +13,7 @@ freed memory stay with the process instead of going back to the system.
 from __future__ import annotations
 
 import ctypes
+import os
 import platform
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt's parameter numbers (malloc.h)
@@ -23,15 +24,19 @@ _done: list[bool] = []
 
 
 def keep_freed_memory() -> bool:
-    """Set glibc's two thresholds for this process (once). Elsewhere (macOS, musl, Windows) nothing is changed.
-    True if they are set."""
+    """Set glibc's two thresholds for this process (once). Elsewhere (macOS, musl, Windows), or when the user
+    tuned malloc through the environment, nothing is changed. True if they are set."""
     if not _done:
         _done.append(_set_thresholds())
     return _done[0]
 
 
+def _user_tuned() -> bool:
+    return any(k.startswith("MALLOC_") for k in os.environ) or "glibc.malloc" in os.environ.get("GLIBC_TUNABLES", "")
+
+
 def _set_thresholds() -> bool:
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc" or _user_tuned():
         return False
     try:
         mallopt = ctypes.CDLL("libc.so.6").mallopt
