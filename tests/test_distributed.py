@@ -1,8 +1,13 @@
 """DistributedDataParallel on CPU: two gloo ranks started by torchrun, against one process."""
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
+import time
+import warnings
+from pathlib import Path
 
 import pytest
 
@@ -21,9 +26,36 @@ def makemore(*args, ranks=1):
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={ranks}",
                "-m", "makemore", *args]
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env={**env, "OMP_NUM_THREADS": "1"})
+    env = {**env, "OMP_NUM_THREADS": "1", "PYTHONFAULTHANDLER": "1"}  # SIGABRT prints a rank's Python stacks
+    for attempt in (1, 2):
+        r = _run(cmd, env)
+        if r.returncode is not None or attempt == 2 or "step " not in r.stdout:
+            break
+        # Twice in CI (never in 20 runs here) two ranks hung after the run's last line was printed, its work
+        # saved: the rare hang of a process group's teardown (pytorch/pytorch#75097). Shown, then run again.
+        warnings.warn(f"torchrun hung after the run finished; every rank's stacks:\n{r.stderr[-6000:]}",
+                      stacklevel=2)
     assert r.returncode == 0, r.stderr
     return r
+
+
+def _run(cmd, env, timeout=120):
+    """The run's output; on a hang each rank gets SIGABRT (its stacks go to stderr), then all are killed and
+    returncode is None."""
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                         start_new_session=True)
+    try:
+        out, err = p.communicate(timeout=timeout)
+        return subprocess.CompletedProcess(cmd, p.returncode, out, err)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(OSError):  # torchrun's children: the ranks
+            for pid in Path(f"/proc/{p.pid}/task/{p.pid}/children").read_text().split():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(pid), signal.SIGABRT)
+        time.sleep(3)
+        os.killpg(p.pid, signal.SIGKILL)
+        out, err = p.communicate()
+        return subprocess.CompletedProcess(cmd, None, out, err)
 
 
 def losses(out):
