@@ -67,6 +67,7 @@ def test_two_ranks_follow_the_single_process_trajectory(tmp_path):
     makemore("train", *FLAGS, "--steps", "40", "--out", str(one))
     r = makemore("train", *FLAGS, "--steps", "40", "--out", str(two), ranks=2)
     assert r.stdout.count("step 40:") == 1  # rank 0 alone reports
+    assert (two / "loss.png").stat().st_size > 1000  # and draws the loss curve (rank 1 leaves the folder alone)
     a, b = losses(one), losses(two)
     assert len(a) == len(b) == 40
     assert max(abs(x - y) for x, y in zip(a, b, strict=True)) < 1e-5

@@ -7,6 +7,7 @@ import argparse
 import json
 import logging
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -105,7 +106,8 @@ def _train(args: argparse.Namespace, out: Path) -> int:
         kept = f"the last checkpoint in {out} was kept" if checkpoint.exists(out) else "no checkpoint was written"
         raise MakemoreError(f"cannot write to {out}: {e.strerror or e}; {kept}") from None
     finally:
-        if (out / training.METRICS).exists():
+        # Rank 0 alone writes into `out` under torchrun (the other ranks' figure would be the same file again).
+        if (out / training.METRICS).exists() and os.environ.get("RANK", "0") == "0":
             from makemore import plots
 
             try:
