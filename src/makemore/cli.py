@@ -7,7 +7,6 @@ import argparse
 import json
 import logging
 import math
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -59,6 +58,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace, out: Path) -> int:
     from makemore import checkpoint, limits, models, presets, training
     from makemore.data import load_corpus
+    from makemore.training import distributed
 
     if args.resume:
         if args.data is not None or args.model or args.preset:
@@ -107,7 +107,7 @@ def _train(args: argparse.Namespace, out: Path) -> int:
         raise MakemoreError(f"cannot write to {out}: {e.strerror or e}; {kept}") from None
     finally:
         # Rank 0 alone writes into `out` under torchrun (the other ranks' figure would be the same file again).
-        if (out / training.METRICS).exists() and os.environ.get("RANK", "0") == "0":
+        if (out / training.METRICS).exists() and distributed.from_environment().main:
             from makemore import plots
 
             try:

@@ -63,7 +63,7 @@ class _NextLogits:
             # a stateless model simply slides.
             keep = max(self.limit // 2, 1) if m.cached else self.limit
             self.start, self.fed = length - keep, length - keep
-            self.state = m.restart_cached(self.state) if self.state is not None else None
+            self.state = m.restart_cached(self.state)
         if self.cached:
             logits, self.state = m.forward_cached(history.narrow(1, self.fed, length - self.fed), self.state)
             self.fed = length

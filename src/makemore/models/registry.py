@@ -76,7 +76,7 @@ class LanguageModel(nn.Module):
 
     def restart_cached(self, state: Any) -> Any:
         """The state to start a new sequence from, in the same generation (same batch, same weights), given the
-        old one: None, or the old one emptied so that its buffers are used again."""
+        old one (or None): None, or the old one emptied so that its buffers are used again."""
         return None
 
 

@@ -222,12 +222,15 @@ class Transformer(LanguageModel):
         state.length += idx.shape[1]
         return logits, state
 
+    def _check_fits(self, length: int) -> None:
+        if length > self.config.block_size:
+            raise MakemoreError(f"a sequence of {length} tokens is longer than the block size "
+                                f"{self.config.block_size}")
+
     def _run(self, idx: Tensor, cache: KVCache | None) -> Tensor:
         past = 0 if cache is None else cache.length
         T = idx.shape[1]
-        if past + T > self.config.block_size:
-            raise MakemoreError(f"a sequence of {past + T} tokens is longer than the block size "
-                                f"{self.config.block_size}")
+        self._check_fits(past + T)
         x = self.drop(self.wte(idx) + self.wpe.weight[past:past + T])  # positions past .. past+T-1
         for i, block in enumerate(self.blocks):
             x = block(x, cache, i)
@@ -259,8 +262,7 @@ class Transformer(LanguageModel):
         c = self.config
         B, T = idx.shape
         past, C, nh = cache.length, c.n_embd, c.n_head
-        if past + T > c.block_size:
-            raise MakemoreError(f"a sequence of {past + T} tokens is longer than the block size {c.block_size}")
+        self._check_fits(past + T)
         if cache.weights is None:
             cache.weights = self._decode_weights()
         w = cache.weights
