@@ -1,8 +1,9 @@
 """Our GPT against karpathy/nanoGPT's CPU recipe on tiny Shakespeare, side by side on this machine.
 
-    python benchmarks/shakespeare_vs_nanogpt.py /tmp/nanoGPT                  # every part, 3 interleaved reps
+    python benchmarks/shakespeare_vs_nanogpt.py /tmp/nanoGPT                  # every part, 3 reps of each
     python benchmarks/shakespeare_vs_nanogpt.py /tmp/nanoGPT --parts speed --iters 300 --reps 3
     python benchmarks/shakespeare_vs_nanogpt.py /tmp/nanoGPT --parts sample
+    python benchmarks/shakespeare_vs_nanogpt.py /tmp/nanoGPT --parts lockstep --reps 3
 
 NANOGPT is a checkout of github.com/karpathy/nanoGPT (run from a scratch folder, never copied into this repository).
 Its data preparation downloads the text, so this script writes the same files itself from the local text (first
@@ -23,6 +24,11 @@ figures):
   set: every consecutive 64-character window of the val split (nanoGPT's own figure is 20 random batches).
   A nanoGPT run with one thread (OMP_NUM_THREADS=1) is interleaved too, so that the thread choice can be told apart
   from the rest.
+- lockstep (goal 1 under the same conditions): the same two trainings alive at once but never running together,
+  each stopped (SIGSTOP) while the other runs, in turns of --turn seconds (default 2); our run restarts when it ends
+  first, so nanoGPT never runs alone. A burst of load from elsewhere on a shared machine then falls on both alike,
+  where the sequential runs above put it on whichever ran then. ms/iter: medians of each program's own
+  per-iteration times, without the iterations a pause cut; the ratio of one call is the median over --reps calls.
 - ttt (goal 2): `makemore train --preset cpu` from launch to exit (its last evaluation must reach val <= 1.886 on
   the whole val split) against the nanoGPT run's wall time (same reps).
 - sample (goal 3): 500 new characters, temperature 0.8, top-k 200 (sample.py's settings), batch 1, one process:
@@ -149,8 +155,9 @@ def nanogpt_full_val(work: Path, out_dir: Path, text_path: Path) -> float:
     return total / count
 
 
-def worker_recipe(iters: int, text: str, out: str) -> None:
-    """Child process: our trainer on nanoGPT's recipe; prints JSON (per-iteration ms, val on every window)."""
+def worker_recipe(iters: int, text: str, out: str, live: bool = False) -> None:
+    """Child process: our trainer on nanoGPT's recipe; prints JSON (per-iteration ms, val on every window), and
+    with live=True every step's time as it is taken."""
     import torch
 
     from makemore import training
@@ -163,6 +170,8 @@ def worker_recipe(iters: int, text: str, out: str) -> None:
 
     def stamp(info: training.StepInfo) -> None:
         stamps.append(time.perf_counter())
+        if live and len(stamps) > 5:  # lockstep: the parent may stop this run at any time, so report as it goes
+            print(f"step_ms {(stamps[-1] - stamps[-2]) * 1e3:.3f}", flush=True)
         if not threads:
             threads.append(torch.get_num_threads())  # the trainer's choice, in force during training
 
@@ -178,6 +187,64 @@ def ours_train(iters: int, text: Path, out: Path) -> dict:
     r = run([sys.executable, __file__, "--worker", "recipe", "--iters", str(iters), "--data", str(text),
              "--out", str(out)])
     return {**r, **json.loads(r["out"].strip().splitlines()[-1]), "out": None}
+
+
+def lockstep(work: Path, text: Path, iters: int, turn_s: float, rep: int, threads: int | None) -> dict:
+    """Goal 1 with both programs under the same conditions of a shared machine: nanoGPT's run and ours are alive
+    at the same time but never run together. Each is stopped (SIGSTOP) while the other runs, in turns of turn_s
+    seconds, so a burst of load from elsewhere falls on both alike instead of on whichever ran then. When our run
+    ends first it starts again, so nanoGPT never runs alone; ours is killed when nanoGPT's ends. ms/iter: the
+    median of each program's own per-iteration times from those turns, without the iterations a pause cut
+    (longer than half a turn: one or two a turn)."""
+    import signal
+
+    logs = {name: work / f"lockstep-{name}-{rep}.log" for name in ("nanogpt", "ours")}
+    for log in logs.values():
+        log.unlink(missing_ok=True)  # our restarts append to theirs; nothing from an earlier call
+
+    def start(name: str, k: int) -> subprocess.Popen:
+        if name == "nanogpt":
+            cmd, cwd = [sys.executable, "train.py", *nanogpt_flags(iters, str(work / f"lockstep-nano-{rep}"))], work
+        else:
+            cmd = [sys.executable, __file__, "--worker", "live", "--iters", str(iters), "--data", str(text),
+                   "--out", str(work / f"lockstep-ours-{rep}-{k}")]
+            cwd = None
+        env = {**os.environ, **({"OMP_NUM_THREADS": str(threads)} if threads and name == "nanogpt" else {})}
+        with open(logs[name], "a") as log:
+            p = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
+        p.send_signal(signal.SIGSTOP)
+        return p
+
+    procs = {"nanogpt": start("nanogpt", 0), "ours": start("ours", 0)}
+    ours_runs, turns = 1, 0
+    while procs["nanogpt"].poll() is None:
+        for name in ("nanogpt", "ours"):
+            p = procs[name]
+            p.send_signal(signal.SIGCONT)
+            try:
+                p.wait(timeout=turn_s)
+            except subprocess.TimeoutExpired:
+                p.send_signal(signal.SIGSTOP)
+            if p.returncode is not None and name == "ours":
+                if p.returncode != 0:
+                    raise SystemExit(f"our run failed ({p.returncode}): see {logs['ours']}")
+                procs["ours"] = start("ours", ours_runs)
+                ours_runs += 1
+            if procs["nanogpt"].returncode is not None:
+                break
+        turns += 1
+    procs["ours"].kill()
+    procs["ours"].wait()
+    if procs["nanogpt"].returncode != 0:
+        raise SystemExit(f"nanoGPT failed ({procs['nanogpt'].returncode}): see {logs['nanogpt']}")
+    nano_text, ours_text = logs["nanogpt"].read_text(), logs["ours"].read_text()
+    nano = [float(ms) for it, ms in re.findall(r"^iter (\d+): loss [\d.]+, time ([\d.]+)ms", nano_text, re.M)
+            if int(it) >= 5]
+    ours = [float(ms) for ms in re.findall(r"^step_ms ([\d.]+)", ours_text, re.M)]
+    nano, ours = ([t for t in ts if t < turn_s * 500] for ts in (nano, ours))
+    return {"nanogpt_ms": statistics.median(nano), "ours_ms": statistics.median(ours),
+            "ratio": statistics.median(ours) / statistics.median(nano), "iterations": [len(nano), len(ours)],
+            "turns": turns, "our_runs": ours_runs}
 
 
 def ours_cpu_preset(text: Path, out: Path) -> dict:
@@ -261,17 +328,19 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("nanogpt", nargs="?", help="a checkout of karpathy/nanoGPT")
     ap.add_argument("--data", default=str(DEFAULT_DATA))
-    ap.add_argument("--parts", default="speed,ttt,sample")
+    ap.add_argument("--parts", default="speed,lockstep,ttt,sample")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--iters", type=int, default=2000)
     ap.add_argument("--work", help="scratch folder (default: a new temporary one)")
     ap.add_argument("--nanogpt-threads", type=int, help="OMP_NUM_THREADS for nanoGPT's runs (default: torch's "
                     "default, and a one-thread run beside it); on a loaded machine 1 spares it the spinning threads")
+    ap.add_argument("--turn", type=float, default=2.0, help="lockstep part: seconds each program runs while the "
+                    "other is stopped")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if args.worker == "recipe":
-        return worker_recipe(args.iters, args.data, args.out)
+    if args.worker in ("recipe", "live"):
+        return worker_recipe(args.iters, args.data, args.out, live=args.worker == "live")
     if not args.nanogpt or not (Path(args.nanogpt) / "train.py").is_file():
         raise SystemExit("give the path of a karpathy/nanoGPT checkout (it has train.py)")
     text = Path(args.data)
@@ -343,6 +412,12 @@ def main() -> None:
                                      "steps": rows["cpu_preset"][0]["steps"], "peak_mib": med("cpu_preset", "peak_mib")}
             summary["goal2_wall_ratio_vs_nanogpt"] = paired("cpu_preset", "nanogpt", "wall")
         report["summary"] = summary
+    if "lockstep" in parts:
+        runs = []
+        for rep in range(args.reps):
+            runs.append(lockstep(work, text, args.iters, args.turn, rep, args.nanogpt_threads))
+            print("lockstep", rep, runs[-1], flush=True)
+        report["lockstep"] = {"runs": runs, "goal1_ms_ratio_vs_nanogpt": statistics.median(r["ratio"] for r in runs)}
     if "sample" in parts:
         nano_out = work / "nanogpt-0"
         if not (nano_out / "ckpt.pt").exists():
