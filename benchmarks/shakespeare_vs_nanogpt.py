@@ -217,24 +217,28 @@ def lockstep(work: Path, text: Path, iters: int, turn_s: float, rep: int, thread
 
     procs = {"nanogpt": start("nanogpt", 0), "ours": start("ours", 0)}
     ours_runs, turns = 1, 0
-    while procs["nanogpt"].poll() is None:
-        for name in ("nanogpt", "ours"):
-            p = procs[name]
-            p.send_signal(signal.SIGCONT)
-            try:
-                p.wait(timeout=turn_s)
-            except subprocess.TimeoutExpired:
-                p.send_signal(signal.SIGSTOP)
-            if p.returncode is not None and name == "ours":
-                if p.returncode != 0:
-                    raise SystemExit(f"our run failed ({p.returncode}): see {logs['ours']}")
-                procs["ours"] = start("ours", ours_runs)
-                ours_runs += 1
-            if procs["nanogpt"].returncode is not None:
-                break
-        turns += 1
-    procs["ours"].kill()
-    procs["ours"].wait()
+    try:
+        while procs["nanogpt"].poll() is None:
+            for name in ("nanogpt", "ours"):
+                p = procs[name]
+                p.send_signal(signal.SIGCONT)
+                try:
+                    p.wait(timeout=turn_s)
+                except subprocess.TimeoutExpired:
+                    p.send_signal(signal.SIGSTOP)
+                if p.returncode is not None and name == "ours":
+                    if p.returncode != 0:
+                        raise SystemExit(f"our run failed ({p.returncode}): see {logs['ours']}")
+                    procs["ours"] = start("ours", ours_runs)
+                    ours_runs += 1
+                if procs["nanogpt"].returncode is not None:
+                    break
+            turns += 1
+    finally:  # never leave a stopped child behind (an error, Ctrl-C)
+        for p in procs.values():
+            if p.poll() is None:
+                p.kill()
+                p.wait()
     if procs["nanogpt"].returncode != 0:
         raise SystemExit(f"nanoGPT failed ({procs['nanogpt'].returncode}): see {logs['nanogpt']}")
     nano_text, ours_text = logs["nanogpt"].read_text(), logs["ours"].read_text()
