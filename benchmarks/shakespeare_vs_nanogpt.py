@@ -69,10 +69,11 @@ def nanogpt_flags(iters: int, out_dir: str) -> list[str]:
             f"--max_iters={iters}", f"--lr_decay_iters={iters}", "--dropout=0.0", f"--out_dir={out_dir}"]
 
 
-def our_recipe(iters: int) -> dict:
+def our_recipe(iters: int, compile: bool = False) -> dict:
     return {"steps": iters, "batch_size": BATCH, "optimizer": "adamw", "lr": 1e-3, "betas": (0.9, 0.99),
             "weight_decay": 0.1, "schedule": "cosine", "warmup": 100, "min_lr": 1e-4, "grad_clip": 1.0,
-            "eval_interval": 250, "eval_max": EVAL_TARGETS, "seed": 1337, "device": "cpu", "autocast": "bf16"}
+            "eval_interval": 250, "eval_max": EVAL_TARGETS, "seed": 1337, "device": "cpu", "autocast": "bf16",
+            "compile": compile}
 
 
 def prepare(nanogpt: Path, text_path: Path, work: Path) -> None:
@@ -155,7 +156,7 @@ def nanogpt_full_val(work: Path, out_dir: Path, text_path: Path) -> float:
     return total / count
 
 
-def worker_recipe(iters: int, text: str, out: str, live: bool = False) -> None:
+def worker_recipe(iters: int, text: str, out: str, live: bool = False, compile: bool = False) -> None:
     """Child process: our trainer on nanoGPT's recipe; prints JSON (per-iteration ms, val on every window), and
     with live=True every step's time as it is taken."""
     import torch
@@ -175,7 +176,7 @@ def worker_recipe(iters: int, text: str, out: str, live: bool = False) -> None:
         if not threads:
             threads.append(torch.get_num_threads())  # the trainer's choice, in force during training
 
-    cfg = training.TrainConfig.from_dict(our_recipe(iters))
+    cfg = training.TrainConfig.from_dict(our_recipe(iters, compile))
     r = training.train("gpt", SHAPE, corpus, cfg, out, progress=False, callbacks=[stamp])
     dts = [(b - a) * 1e3 for a, b in zip(stamps[4:], stamps[5:], strict=False)]
     val = training.evaluate(r.model, examples_for(r.model, corpus.items("val"), corpus.vocab))
@@ -189,13 +190,15 @@ def ours_train(iters: int, text: Path, out: Path) -> dict:
     return {**r, **json.loads(r["out"].strip().splitlines()[-1]), "out": None}
 
 
-def lockstep(work: Path, text: Path, iters: int, turn_s: float, rep: int, threads: int | None) -> dict:
+def lockstep(work: Path, text: Path, iters: int, turn_s: float, rep: int, threads: int | None,
+             compiled: tuple[bool, bool] = (False, False)) -> dict:
     """Goal 1 with both programs under the same conditions of a shared machine: nanoGPT's run and ours are alive
     at the same time but never run together. Each is stopped (SIGSTOP) while the other runs, in turns of turn_s
     seconds, so a burst of load from elsewhere falls on both alike instead of on whichever ran then. When our run
     ends first it starts again, so nanoGPT never runs alone; ours is killed when nanoGPT's ends. ms/iter: the
     median of each program's own per-iteration times from those turns, without the iterations a pause cut
-    (longer than half a turn: one or two a turn)."""
+    (longer than half a turn: one or two a turn). compiled: torch.compile for (nanoGPT, ours), both off in
+    the issue's recipe."""
     import signal
 
     logs = {name: work / f"lockstep-{name}-{rep}.log" for name in ("nanogpt", "ours")}
@@ -204,10 +207,13 @@ def lockstep(work: Path, text: Path, iters: int, turn_s: float, rep: int, thread
 
     def start(name: str, k: int) -> subprocess.Popen:
         if name == "nanogpt":
-            cmd, cwd = [sys.executable, "train.py", *nanogpt_flags(iters, str(work / f"lockstep-nano-{rep}"))], work
+            flags = nanogpt_flags(iters, str(work / f"lockstep-nano-{rep}"))
+            if compiled[0]:
+                flags = [f for f in flags if f != "--compile=False"] + ["--compile=True"]
+            cmd, cwd = [sys.executable, "train.py", *flags], work
         else:
             cmd = [sys.executable, __file__, "--worker", "live", "--iters", str(iters), "--data", str(text),
-                   "--out", str(work / f"lockstep-ours-{rep}-{k}")]
+                   "--out", str(work / f"lockstep-ours-{rep}-{k}"), *(["--ours-compile"] if compiled[1] else [])]
             cwd = None
         env = {**os.environ, **({"OMP_NUM_THREADS": str(threads)} if threads and name == "nanogpt" else {})}
         with open(logs[name], "a") as log:
@@ -340,11 +346,14 @@ def main() -> None:
                     "default, and a one-thread run beside it); on a loaded machine 1 spares it the spinning threads")
     ap.add_argument("--turn", type=float, default=2.0, help="lockstep part: seconds each program runs while the "
                     "other is stopped")
+    ap.add_argument("--ours-compile", action="store_true", help="lockstep part: our trainer with --compile "
+                    "(torch.compile; not the issue's recipe, which compiles neither)")
+    ap.add_argument("--nanogpt-compile", action="store_true", help="lockstep part: nanoGPT with --compile=True")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker in ("recipe", "live"):
-        return worker_recipe(args.iters, args.data, args.out, live=args.worker == "live")
+        return worker_recipe(args.iters, args.data, args.out, live=args.worker == "live", compile=args.ours_compile)
     if not args.nanogpt or not (Path(args.nanogpt) / "train.py").is_file():
         raise SystemExit("give the path of a karpathy/nanoGPT checkout (it has train.py)")
     text = Path(args.data)
@@ -419,7 +428,8 @@ def main() -> None:
     if "lockstep" in parts:
         runs = []
         for rep in range(args.reps):
-            runs.append(lockstep(work, text, args.iters, args.turn, rep, args.nanogpt_threads))
+            runs.append(lockstep(work, text, args.iters, args.turn, rep, args.nanogpt_threads,
+                                 (args.nanogpt_compile, args.ours_compile)))
             print("lockstep", rep, runs[-1], flush=True)
         report["lockstep"] = {"runs": runs, "goal1_ms_ratio_vs_nanogpt": statistics.median(r["ratio"] for r in runs)}
     if "sample" in parts:
