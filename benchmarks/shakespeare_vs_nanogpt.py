@@ -63,8 +63,9 @@ BATCH, EVAL_TARGETS = 12, 20 * 12 * 64
 SAMPLES = 10  # sample.py's num_samples
 
 
-def nanogpt_flags(iters: int, out_dir: str) -> list[str]:
-    return ["config/train_shakespeare_char.py", "--device=cpu", "--compile=False", "--eval_iters=20",
+def nanogpt_flags(iters: int, out_dir: str, compile: bool = False) -> list[str]:
+    """The issue's recipe (compile=False); compile=True only for the lockstep part's --nanogpt-compile."""
+    return ["config/train_shakespeare_char.py", "--device=cpu", f"--compile={compile}", "--eval_iters=20",
             "--log_interval=1", "--block_size=64", "--batch_size=12", "--n_layer=4", "--n_head=4", "--n_embd=128",
             f"--max_iters={iters}", f"--lr_decay_iters={iters}", "--dropout=0.0", f"--out_dir={out_dir}"]
 
@@ -116,10 +117,15 @@ def run(cmd: list[str], cwd: Path | None = None, env: dict | None = None) -> dic
 def nanogpt_train(work: Path, iters: int, out_dir: Path, threads: int | None = None, extra: tuple = ()) -> dict:
     env = {"OMP_NUM_THREADS": str(threads)} if threads else None
     r = run([sys.executable, "train.py", *nanogpt_flags(iters, str(out_dir)), *extra], cwd=work, env=env)
-    found = re.findall(r"^iter (\d+): loss [\d.]+, time ([\d.]+)ms", r["out"], re.M)
-    times = [float(ms) for it, ms in found if int(it) >= 5] or [float(ms) for _, ms in found]
     vals = re.findall(r"val loss ([\d.]+)", r["out"])
-    return {**r, "ms_per_iter": statistics.median(times), "own_val": float(vals[-1]), "out": None}
+    return {**r, "ms_per_iter": statistics.median(nanogpt_iter_ms(r["out"])), "own_val": float(vals[-1]),
+            "out": None}
+
+
+def nanogpt_iter_ms(log: str) -> list[float]:
+    """The per-iteration times nanoGPT prints, without its first 5 (warm-up), unless that is all there is."""
+    found = re.findall(r"^iter (\d+): loss [\d.]+, time ([\d.]+)ms", log, re.M)
+    return [float(ms) for it, ms in found if int(it) >= 5] or [float(ms) for _, ms in found]
 
 
 def load_nanogpt(work: Path, out_dir: Path):
@@ -184,9 +190,14 @@ def worker_recipe(iters: int, text: str, out: str, live: bool = False, compile: 
                       "threads": threads[0]}))
 
 
+def our_worker(kind: str, iters: int, text: Path, out: Path, compile: bool = False) -> list[str]:
+    """The command of a child running worker_recipe: kind "recipe" (JSON at the end) or "live" (each step too)."""
+    return [sys.executable, __file__, "--worker", kind, "--iters", str(iters), "--data", str(text), "--out",
+            str(out), *(["--ours-compile"] if compile else [])]
+
+
 def ours_train(iters: int, text: Path, out: Path) -> dict:
-    r = run([sys.executable, __file__, "--worker", "recipe", "--iters", str(iters), "--data", str(text),
-             "--out", str(out)])
+    r = run(our_worker("recipe", iters, text, out))
     return {**r, **json.loads(r["out"].strip().splitlines()[-1]), "out": None}
 
 
@@ -207,14 +218,10 @@ def lockstep(work: Path, text: Path, iters: int, turn_s: float, rep: int, thread
 
     def start(name: str, k: int) -> subprocess.Popen:
         if name == "nanogpt":
-            flags = nanogpt_flags(iters, str(work / f"lockstep-nano-{rep}"))
-            if compiled[0]:
-                flags = [f for f in flags if f != "--compile=False"] + ["--compile=True"]
+            flags = nanogpt_flags(iters, str(work / f"lockstep-nano-{rep}"), compiled[0])
             cmd, cwd = [sys.executable, "train.py", *flags], work
         else:
-            cmd = [sys.executable, __file__, "--worker", "live", "--iters", str(iters), "--data", str(text),
-                   "--out", str(work / f"lockstep-ours-{rep}-{k}"), *(["--ours-compile"] if compiled[1] else [])]
-            cwd = None
+            cmd, cwd = our_worker("live", iters, text, work / f"lockstep-ours-{rep}-{k}", compiled[1]), None
         env = {**os.environ, **({"OMP_NUM_THREADS": str(threads)} if threads and name == "nanogpt" else {})}
         with open(logs[name], "a") as log:
             p = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -248,8 +255,7 @@ def lockstep(work: Path, text: Path, iters: int, turn_s: float, rep: int, thread
     if procs["nanogpt"].returncode != 0:
         raise SystemExit(f"nanoGPT failed ({procs['nanogpt'].returncode}): see {logs['nanogpt']}")
     nano_text, ours_text = logs["nanogpt"].read_text(), logs["ours"].read_text()
-    nano = [float(ms) for it, ms in re.findall(r"^iter (\d+): loss [\d.]+, time ([\d.]+)ms", nano_text, re.M)
-            if int(it) >= 5]
+    nano = nanogpt_iter_ms(nano_text)
     ours = [float(ms) for ms in re.findall(r"^step_ms ([\d.]+)", ours_text, re.M)]
     nano, ours = ([t for t in ts if t < turn_s * 500] for ts in (nano, ours))
     return {"nanogpt_ms": statistics.median(nano), "ours_ms": statistics.median(ours),

@@ -249,12 +249,16 @@ def test_training_steps_reuse_freed_memory_instead_of_new_pages():
 def test_training_sets_the_allocator_thresholds(corpus, tmp_path, monkeypatch):
     from makemore.training import allocator
 
-    monkeypatch.setattr(allocator, "_done", [])  # as in a new process
+    allocator.keep_freed_memory.cache_clear()  # as in a new process
     for k in [k for k in os.environ if k.startswith("MALLOC_")]:
         monkeypatch.delenv(k)
     monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
-    train.train("mlp", SMALL, corpus, cfg(steps=2), tmp_path / "run", progress=False)
-    assert allocator._done == [True]
-    monkeypatch.setattr(allocator, "_done", [])
-    monkeypatch.setenv("MALLOC_ARENA_MAX", "2")  # the user's own tuning is left alone
-    assert not allocator.keep_freed_memory()
+    try:
+        train.train("mlp", SMALL, corpus, cfg(steps=2), tmp_path / "run", progress=False)
+        assert allocator.keep_freed_memory.cache_info().misses == 1  # called by train(), which set them:
+        assert allocator.keep_freed_memory()
+        allocator.keep_freed_memory.cache_clear()
+        monkeypatch.setenv("MALLOC_ARENA_MAX", "2")  # the user's own tuning is left alone
+        assert not allocator.keep_freed_memory()
+    finally:
+        allocator.keep_freed_memory.cache_clear()

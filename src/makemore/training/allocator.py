@@ -13,6 +13,7 @@ freed memory stay with the process instead of going back to the system.
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import platform
 
@@ -20,15 +21,12 @@ M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt's parameter numbers (mall
 MMAP_THRESHOLD = 32 << 20  # blocks smaller than this come from the heap, where freed ones are reused
 TRIM_THRESHOLD = 256 << 20  # free memory at the top of the heap kept up to this
 
-_done: list[bool] = []
 
-
+@functools.cache  # once a process
 def keep_freed_memory() -> bool:
-    """Set glibc's two thresholds for this process (once). Elsewhere (macOS, musl, Windows), or when the user
-    tuned malloc through the environment, nothing is changed. True if they are set."""
-    if not _done:
-        _done.append(_set_thresholds())
-    return _done[0]
+    """Set glibc's two thresholds for this process. Elsewhere (macOS, musl, Windows), or when the user tuned
+    malloc through the environment, nothing is changed. True if they are set."""
+    return _set_thresholds()
 
 
 def _user_tuned() -> bool:
