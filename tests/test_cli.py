@@ -98,6 +98,38 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, tiny_names, capsys):
     assert "checksum" in bad(capsys, "eval", "--out", out, "--last")
 
 
+@pytest.mark.parametrize("flags, said", [
+    (["--steps", str(2**64)], "--steps must be between 0 and 2**63-1"),
+    (["--warmup", str(10**20), "--schedule", "cosine"], "--warmup must be between 0 and 2**63-1"),
+    (["--eval-interval", str(2**63)], "--eval-interval must be between 1 and 2**63-1"),
+    (["--seed", str(10**20)], "--seed must be between 0 and 2**63-1"),
+    (["--seed", "-1"], "--seed must be between 0 and 2**63-1"),
+    (["--threads", str(10**11)], "--threads must be between 0 (automatic) and 1024"),
+    (["--model", "bigram-counts", "--smoothing", "-5"], "smoothing must be a finite number >= 0"),
+    (["--model", "bigram-counts", "--smoothing", "nan"], "smoothing must be a finite number >= 0"),
+])
+def test_numbers_a_checkpoint_could_not_hold_are_refused_before_training(tmp_path, tiny_names, capsys, flags,
+                                                                         said):
+    # (each was once accepted, trained and saved, and the run then refused to load as corrupt)
+    assert said in bad(capsys, "train", "--data", tiny_names, "--out", str(tmp_path / "a"), *flags)
+    assert not (tmp_path / "a" / "checkpoint.json").exists()
+
+
+def test_an_edited_checkpoint_with_wrong_types_is_one_line(tmp_path, tiny_names, capsys):
+    out = str(tmp_path / "run")
+    assert main(["train", "--data", tiny_names, "--out", out, "--steps", "5", *FAST]) == 0
+    meta_file = tmp_path / "run" / "checkpoint.json"
+    for key, value, said in (("betas", ["a", "b"], "betas must be two numbers"),
+                             ("milestones", ["a"], "--milestones must be steps")):
+        meta = json.loads(meta_file.read_text())
+        meta["train"][key] = value
+        meta_file.write_text(json.dumps(meta))
+        capsys.readouterr()
+        assert said in bad(capsys, "train", "--out", out, "--resume", "--steps", "10")
+        meta["train"]["betas"], meta["train"]["milestones"] = [0.9, 0.99], []
+        meta_file.write_text(json.dumps(meta))
+
+
 @pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
 @pytest.mark.parametrize("signum, code, said", [(signal.SIGINT, 130, "interrupted at step"),
                                                 (signal.SIGTERM, 143, "stopped by SIGTERM at step")])

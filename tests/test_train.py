@@ -49,6 +49,21 @@ def test_resume_equals_uninterrupted(corpus, tmp_path, optimizer):
     assert losses[0] == losses[1] and len(losses[0]) == 40
 
 
+def test_resume_with_dropout_equals_uninterrupted(corpus, tmp_path):
+    """Dropout draws from torch's own generator: the checkpoint carries its state, so the masks after a resume
+    are the ones the uninterrupted run drew."""
+    shape = {"block_size": 8, "n_layer": 1, "n_head": 2, "n_embd": 16, "dropout": 0.3}
+    train.train("transformer", shape, corpus, cfg(steps=20, eval_interval=10), tmp_path / "full", progress=False)
+    train.train("transformer", shape, corpus, cfg(steps=10, eval_interval=10), tmp_path / "half", progress=False)
+    torch.manual_seed(12345)  # whatever the process drew in between must not matter
+    torch.rand(100)
+    train.train("transformer", shape, corpus, cfg(steps=20, eval_interval=10), tmp_path / "half", resume=True,
+                progress=False)
+    a = load_model(tmp_path / "full", "last").model.state_dict()
+    b = load_model(tmp_path / "half", "last").model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_extending_a_finished_run(corpus, tmp_path):
     train.train("mlp", SMALL, corpus, cfg(), tmp_path / "full", progress=False)
     train.train("mlp", SMALL, corpus, cfg(steps=20), tmp_path / "half", progress=False)

@@ -45,6 +45,17 @@ def _key_value(text: str) -> tuple[str, Any]:
     return key.replace("-", "_"), _value(value)
 
 
+def _seed(text: str) -> int:
+    """A seed torch's generators take: a whole number in 64 bits."""
+    try:
+        seed = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 0 <= seed <= 2**63 - 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 2**63-1, not {text}")
+    return seed
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from makemore.runlock import locked
 
@@ -256,7 +267,7 @@ def _model_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default="names")
     p.add_argument("--mode", default="auto", choices=["auto", "lines", "text"])
     p.add_argument("--set", type=_key_value, action="append", metavar="KEY=VALUE")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_seed, default=0)
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -354,7 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--temperature", type=float, default=1.0)
     s.add_argument("--top-k", type=int)
     s.add_argument("--prompt", default="", help="text the samples start with")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=_seed, default=0)
     s.add_argument("--unique", action="store_true", help="drop samples that appear in the training data")
     s.add_argument("--max-len", "--max-tokens", type=int, dest="max_len",
                    help="new characters per sample at most (default 64 for items, 500 for text)")

@@ -5,17 +5,24 @@ gives (B, T, V) logits, as lecture 7's bigram baseline on text does."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
+from makemore.errors import MakemoreError
 from makemore.models.registry import LanguageModel, ModelConfig, lecture_generator, register
 
 
 @dataclass(frozen=True)
 class BigramCountsConfig(ModelConfig):
     smoothing: float = 1.0  # add-k: k fake counts on every pair, so no bigram has probability 0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not (math.isfinite(self.smoothing) and self.smoothing >= 0):
+            raise MakemoreError(f"smoothing must be a finite number >= 0, not {self.smoothing}")
 
 
 @register("bigram-counts", BigramCountsConfig, "bigram probabilities from counts with add-k smoothing")

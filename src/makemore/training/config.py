@@ -11,6 +11,8 @@ from makemore.config import build as build_settings
 from makemore.errors import MakemoreError
 
 OPTIMIZER_NAMES = ("sgd", "adamw")
+MAX_INT = 2**63 - 1  # a checkpoint's integers fit in 64 bits (and torch's seeds and counters take no more)
+MAX_THREADS = 1024
 SCHEDULE_NAMES = ("constant", "step", "cosine")
 
 
@@ -43,26 +45,38 @@ class TrainConfig:
         def finite(x: float) -> bool:
             return math.isfinite(x)
 
+        def whole(x: object) -> bool:  # (a hand-edited checkpoint.json can hold anything in a list)
+            return isinstance(x, int) and not isinstance(x, bool)
+
+        def number(x: object) -> bool:
+            return isinstance(x, int | float) and not isinstance(x, bool)
+
         checks = [
             (self.optimizer in OPTIMIZER_NAMES, f"unknown optimizer {self.optimizer!r} (sgd, adamw)"),
             (self.schedule in SCHEDULE_NAMES, f"unknown schedule {self.schedule!r} ({', '.join(SCHEDULE_NAMES)})"),
-            (self.steps >= 0, f"--steps must be >= 0, not {self.steps}"),
+            (0 <= self.steps <= MAX_INT, f"--steps must be between 0 and 2**63-1, not {self.steps}"),
             (0 <= self.batch_size <= 1 << 24, f"--batch-size must be between 0 and {1 << 24:,} (0 means the "
                                               f"whole training split), not {self.batch_size}"),
             (finite(self.lr) and self.lr > 0, f"the learning rate (--lr) must be a finite number > 0, not {self.lr}"),
             (finite(self.min_lr) and self.min_lr >= 0, f"--min-lr must be a finite number >= 0, not {self.min_lr}"),
-            (self.eval_interval > 0, f"--eval-interval must be > 0, not {self.eval_interval}"),
+            (0 < self.eval_interval <= MAX_INT, f"--eval-interval must be between 1 and 2**63-1, not "
+                                                f"{self.eval_interval}"),
             (finite(self.momentum) and 0 <= self.momentum < 1, f"--momentum must be in [0, 1), not {self.momentum}"),
             (finite(self.gamma) and self.gamma > 0, f"--gamma must be a finite number > 0, not {self.gamma}"),
-            (len(self.betas) == 2 and all(finite(b) and 0 <= b < 1 for b in self.betas),
+            (len(self.betas) == 2 and all(number(b) and finite(b) and 0 <= b < 1 for b in self.betas),
              f"betas must be two numbers in [0, 1), not {self.betas}"),
             (finite(self.weight_decay) and self.weight_decay >= 0,
              f"--weight-decay must be a finite number >= 0, not {self.weight_decay}"),
             (finite(self.grad_clip) and self.grad_clip >= 0,
              f"--grad-clip must be a finite number >= 0 (0: off), not {self.grad_clip}"),
-            (self.warmup >= 0, f"--warmup must be >= 0, not {self.warmup}"),
-            (self.eval_max >= 0, f"--eval-max must be >= 0 (0: the whole split), not {self.eval_max}"),
-            (self.threads >= 0, f"--threads must be >= 0 (0: automatic), not {self.threads}"),
+            (0 <= self.warmup <= MAX_INT, f"--warmup must be between 0 and 2**63-1, not {self.warmup}"),
+            (0 <= self.eval_max <= MAX_INT, f"--eval-max must be between 0 (the whole split) and 2**63-1, not "
+                                            f"{self.eval_max}"),
+            (all(whole(m) and 0 <= m <= MAX_INT for m in self.milestones),
+             f"--milestones must be steps between 0 and 2**63-1, not {list(self.milestones)}"),
+            (0 <= self.seed <= MAX_INT, f"--seed must be between 0 and 2**63-1, not {self.seed}"),
+            (0 <= self.threads <= MAX_THREADS, f"--threads must be between 0 (automatic) and {MAX_THREADS}, "
+                                               f"not {self.threads}"),
             (self.device in ("auto", "cpu") or self.device.startswith("cuda"), f"unknown device {self.device!r} "
              "(cpu, cuda, cuda:N, auto)"),
             (self.autocast in ("auto", "bf16", "off"), f"--autocast must be auto, bf16 or off, not {self.autocast!r}"),

@@ -216,6 +216,10 @@ class Loop:
         self.last_loss: float | None = None
         self.val: float | None = None
         self.full_batch = cfg.batch_size == 0 or cfg.batch_size >= len(train_ex)
+        rows = len(train_ex) if self.full_batch else cfg.batch_size
+        if rows < group.world:  # a rank without rows would have no loss to average
+            raise MakemoreError(f"a batch of {rows} rows cannot be shared by {group.world} processes: "
+                                f"use --batch-size >= {group.world}, or fewer processes")
 
     @property
     def targets_per_step(self) -> int:
@@ -238,6 +242,10 @@ class Loop:
             self.model.load_state_dict(saved.weights)
             checkpoint.optimizer_from_flat(self.stepper.optimizer, saved.state, saved.state_meta)
             self.gen.set_state(saved.state["rng.batches"])
+            if "rng.torch" in saved.state:  # (checkpoints before it was saved resume without it)
+                torch.set_rng_state(saved.state["rng.torch"])
+            if "rng.cuda" in saved.state and self.device.type == "cuda":
+                torch.cuda.set_rng_state(saved.state["rng.cuda"], self.device)
         except (RuntimeError, ValueError, KeyError) as e:
             raise MakemoreError(f"cannot resume from {self.out}: its saved state does not fit this run ({e})") from None
         self.ckpt.best = saved.best
@@ -249,7 +257,12 @@ class Loop:
         self.ckpt.step = self.step
         self.ckpt.weights = self.model.state_dict()
         tensors, self.ckpt.state_meta = checkpoint.optimizer_to_flat(self.stepper.optimizer)
-        self.ckpt.state = {**tensors, "rng.batches": self.gen.get_state()}
+        # The batches' generator, and torch's own that dropout draws from: a resumed run then takes the same
+        # steps as one never stopped.
+        rngs = {"rng.batches": self.gen.get_state(), "rng.torch": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            rngs["rng.cuda"] = torch.cuda.get_rng_state(self.device)
+        self.ckpt.state = {**tensors, **rngs}
         checkpoint.save(self.out, self.ckpt)
         self.ckpt.best_weights = None  # written once; later saves keep the file on disk
 
@@ -271,7 +284,8 @@ class Loop:
 
     def batches(self):
         """The training batches, on the device, one per step from the current step on."""
-        mine = self.group.slice(self.cfg.batch_size) if self.group.active else slice(None)
+        rows = len(self.train_ex) if self.full_batch else self.cfg.batch_size
+        mine = self.group.slice(rows) if self.group.active else slice(None)
         if self.full_batch:
             X, Y = (t[mine].to(self.device) for t in self.train_ex.all())
             while True:
