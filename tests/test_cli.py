@@ -66,7 +66,10 @@ def test_train_sample_eval_and_plots(tiny_names, tmp_path, capsys):
 
 
 def bad(capsys, *args):
-    code = main(list(args))
+    try:
+        code = main(list(args))
+    except SystemExit as e:  # argparse's own errors (a flag's type) exit from inside the parser
+        code = e.code
     err = capsys.readouterr().err
     assert code == 2, err
     lines = err.strip().splitlines()
@@ -262,3 +265,56 @@ def test_checkpoint_names_outside_the_folder_are_refused(tmp_path, tiny_names, c
     (out / "checkpoint.json").write_text(json.dumps(meta))
     capsys.readouterr()
     assert "unexpected file name" in bad(capsys, "sample", "--out", str(out), "--last")
+
+
+def test_a_streamed_prompt_with_unknown_characters_prints_nothing(tmp_path, capsys):
+    text = tmp_path / "t.txt"
+    text.write_text("the cat sat on the mat. " * 40)
+    out = str(tmp_path / "run")
+    assert main(["train", "--data", str(text), "--mode", "text", "--model", "bigram", "--steps", "5", "--out", out,
+                 "--quiet", "--samples", "0"]) == 0
+    capsys.readouterr()
+    assert main(["sample", "--out", out, "--prompt", "the QQ", "--max-tokens", "20"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "vocabulary" in captured.err
+    assert main(["sample", "--out", out, "--prompt", "the ", "--max-tokens", "20"]) == 0
+    assert capsys.readouterr().out.startswith("the ")
+
+
+@pytest.mark.parametrize("args, said", [
+    (["lr-find", "--num", "0"], "--num: must be between 2 and"),
+    (["lr-find", "--max", "400"], "--max: must be between -30 and 30"),
+    (["lr-find", "--min", "nan"], "--min: must be between -30 and 30"),
+    (["lr-find", "--min", "1", "--max", "0"], "--min (1) must be below --max (0)"),
+    (["diagnose", "--batch-size", "0"], "--batch-size: must be between 2 and"),
+    (["diagnose", "--probe-steps", "-3"], "--probe-steps: must be between 0 and"),
+    (["train", "--preset", "lecture4", "--batch-size", "1", "--steps", "3"], "BatchNorm needs at least 2 rows"),
+    (["train", "--model", "mlp-deep", "--batch-size", "1", "--steps", "3"], "BatchNorm needs at least 2 rows"),
+])
+def test_tool_flags_out_of_range_are_one_line(tmp_path, tiny_names, capsys, args, said):
+    assert said in bad(capsys, *args, "--data", tiny_names, "--out", str(tmp_path / "a"))
+
+
+def test_plot_loss_on_a_damaged_metrics_file(tmp_path, tiny_names, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--data", tiny_names, "--out", str(out), "--steps", "5", *FAST]) == 0
+    capsys.readouterr()
+    metrics = out / "metrics.csv"
+    rows = metrics.read_text().splitlines()
+    metrics.write_text("\n".join([*rows, "6,0.0"]))  # a row torn by a kill: skipped
+    assert main(["plot", "loss", "--out", str(out), "--file", str(tmp_path / "a.png")]) == 0
+    metrics.write_text("\n".join([rows[0], rows[1].replace(rows[1].split(",")[2], "abc"), *rows[2:]]) + "\n")
+    assert "line 2: not a row" in bad(capsys, "plot", "loss", "--out", str(out))
+    metrics.write_text(rows[0] + "\n")
+    assert "no training losses" in bad(capsys, "plot", "loss", "--out", str(out))
+
+
+def test_a_reader_that_goes_away_stops_sampling_quietly(tmp_path, tiny_names):
+    out = str(tmp_path / "run")
+    assert main(["train", "--data", tiny_names, "--out", out, "--steps", "5", *FAST]) == 0
+    p = subprocess.Popen([sys.executable, "-m", "makemore", "sample", "--out", out, "-n", "15000"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p.stdout.readline()  # `| head -1`
+    p.stdout.close()
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 141 and b"error" not in err and b"Traceback" not in err

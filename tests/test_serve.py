@@ -163,6 +163,9 @@ def test_graph_limits(client):
     assert r.status_code == 400 and "not a finite number" in r.json()["detail"]
     r = client.post("/api/graph", content=b"x" * 70_000, headers={"content-type": "application/json"})
     assert r.status_code == 413
+    # a chunked body (no Content-Length) was read whole, whatever its size
+    r = client.post("/api/graph", content=iter([b"x" * 70_000] * 10), headers={"content-type": "application/json"})
+    assert r.status_code == 411
 
 
 def test_static_files_only_from_the_static_folder(client):

@@ -39,8 +39,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     from makemore.data import load_corpus
     from makemore.errors import MakemoreError
 
-    if args.batch_size < 2:
-        raise MakemoreError("--batch-size must be >= 2 (the batch variance divides by n - 1)")
+    if not 2 <= args.batch_size <= 1 << 20:
+        raise MakemoreError(f"--batch-size must be between 2 (the batch variance divides by n - 1) and "
+                            f"{1 << 20:,}, not {args.batch_size}")
     corpus = load_corpus(args.data, args.mode)
     examples = ContextExamples(corpus.items("train"), corpus.vocab, 3)
     if len(examples) == 0:

@@ -7,6 +7,7 @@ import argparse
 import json
 import logging
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,32 @@ def _key_value(text: str) -> tuple[str, Any]:
     if not sep:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
     return key.replace("-", "_"), _value(value)
+
+
+def _int_in(low: int, high: int):
+    """An argparse type: a whole number from low to high."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be between {low:,} and {high:,}, not {text}")
+        return value
+    return parse
+
+
+def _float_in(low: float, high: float):
+    """An argparse type: a number from low to high (never NaN)."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not low <= value <= high:  # (False for NaN)
+            raise argparse.ArgumentTypeError(f"must be between {low:g} and {high:g}, not {text}")
+        return value
+    return parse
 
 
 def _seed(text: str) -> int:
@@ -253,6 +280,8 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
 def cmd_lr_find(args: argparse.Namespace) -> int:
     from makemore import diagnostics, plots
 
+    if not args.min < args.max:
+        raise MakemoreError(f"--min ({args.min:g}) must be below --max ({args.max:g})")
     model, examples, cfg, _ = _model_from_args(args)
     exps, losses, lr = diagnostics.lr_find(model, examples, cfg, args.min, args.max, args.num, args.seed)
     path = plots.lr_find(exps, losses, lr, args.file)
@@ -302,6 +331,8 @@ def cmd_plot(args: argparse.Namespace) -> int:
             if not (out / METRICS).is_file():
                 raise MakemoreError(f"no {METRICS} in {out}")
             path = plots.loss_curve(out / METRICS, args.file or out / "loss.png")
+            if path is None:
+                raise MakemoreError(f"no training losses in {out / METRICS} yet")
         else:
             from makemore.checkpoint import load_model
 
@@ -352,7 +383,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--smoothing", type=float, help="bigram-counts: add-k smoothing")
     t.add_argument("--set", type=_key_value, action="append", metavar="KEY=VALUE",
                    help="a model setting, e.g. --set n_hidden=300")
-    t.add_argument("--samples", type=int, default=10, help="samples to print after training (default 10)")
+    t.add_argument("--samples", type=_int_in(0, 1_000_000), default=10,
+                   help="samples to print after training (default 10)")
     t.add_argument("--diagnose", action="store_true", help="record update ratios, write diagnostic plots")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=cmd_train)
@@ -392,17 +424,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("diagnose", help="activation, gradient and update statistics, as plots and a table")
     _model_flags(d)
-    d.add_argument("--batch-size", type=int, default=32)
-    d.add_argument("--probe-steps", type=int, default=200, help="optimiser steps to measure update ratios")
+    d.add_argument("--batch-size", type=_int_in(2, 1 << 20), default=32)
+    d.add_argument("--probe-steps", type=_int_in(0, 1_000_000), default=200,
+                   help="optimiser steps to measure update ratios")
     d.add_argument("--dir", help="where to write the PNGs (default OUT/diagnostics)")
     d.add_argument("--json", action="store_true", help="the statistics as JSON on stdout")
     d.set_defaults(func=cmd_diagnose)
 
     lf = sub.add_parser("lr-find", help="the lecture's learning-rate search: one step per rate, plotted")
     _model_flags(lf)
-    lf.add_argument("--min", type=float, default=-3.0, help="lowest log10 rate")
-    lf.add_argument("--max", type=float, default=0.0, help="highest log10 rate")
-    lf.add_argument("--num", type=int, default=1000, help="rates to try, one step each")
+    lf.add_argument("--min", type=_float_in(-30, 30), default=-3.0, help="lowest log10 rate")
+    lf.add_argument("--max", type=_float_in(-30, 30), default=0.0, help="highest log10 rate")
+    lf.add_argument("--num", type=_int_in(2, 1_000_000), default=1000, help="rates to try, one step each")
     lf.add_argument("--file", default="lr_find.png")
     lf.set_defaults(func=cmd_lr_find)
 
@@ -447,6 +480,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("makemore: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`makemore sample | head -1`): stop quietly, as cat does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # (no second error when Python exits)
+        return 141
     except OSError as e:  # a full disk, a folder made read-only mid-run: the environment, not a bug
         where = f" ({e.filename})" if e.filename else ""
         print(f"makemore: error: {_one_line(f'{e.strerror or e}{where}')}", file=sys.stderr)

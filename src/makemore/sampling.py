@@ -194,6 +194,7 @@ def stream(model: LanguageModel, vocab: Vocab, *, prompt: str = "", temperature:
     generate(n=1) with the same generator."""
     _check(1, temperature, top_k)
     max_len = _max_len(vocab, max_len)
+    vocab.encode(prompt)  # a character the model never saw is an error before anything is printed
     if prompt:
         yield prompt
     for nxt in _token_steps(model, vocab, 1, prompt, temperature, top_k, generator, use_cache, max_len):

@@ -86,6 +86,8 @@ def create_app(engine: Engine, allowed_hosts: list[str] | None = None) -> FastAP
 
     @app.middleware("http")
     async def guard(request: Request, call_next: Any) -> Any:
+        if "transfer-encoding" in request.headers:  # a chunked body has no length to check before it is read
+            return JSONResponse({"detail": "a request body needs a Content-Length"}, status_code=411)
         size = request.headers.get("content-length", "0")
         if not size.isdigit() or int(size) > MAX_BODY:
             return JSONResponse({"detail": f"request body over {MAX_BODY} bytes"}, status_code=413)

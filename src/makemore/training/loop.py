@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from makemore import checkpoint, models
+from makemore import nn as mnn
 from makemore.batches import examples_for
 from makemore.data import Corpus
 from makemore.errors import MakemoreError
@@ -29,6 +30,7 @@ from makemore.training.optim import Stepper, resolve_device
 
 logger = logging.getLogger("makemore")
 SINGLE = distributed.Group()  # one process, no torchrun
+BATCH_NORMS = (mnn.BatchNorm1d, torch.nn.modules.batchnorm._BatchNorm)
 RESUME_FIXED = ("optimizer", "momentum", "weight_decay")  # the saved optimiser state only fits these
 
 
@@ -220,6 +222,9 @@ class Loop:
         if rows < group.world:  # a rank without rows would have no loss to average
             raise MakemoreError(f"a batch of {rows} rows cannot be shared by {group.world} processes: "
                                 f"use --batch-size >= {group.world}, or fewer processes")
+        if rows // group.world < 2 and any(isinstance(m, BATCH_NORMS) for m in model.modules()):
+            raise MakemoreError("BatchNorm needs at least 2 rows in a batch to take their statistics: "
+                                "use --batch-size >= 2" + (" per process" if group.active else ""))
 
     @property
     def targets_per_step(self) -> int:

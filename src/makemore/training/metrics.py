@@ -4,7 +4,11 @@ and the progress bar."""
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
+
+from makemore.atomic import atomic_write
+from makemore.errors import MakemoreError
 
 METRICS = "metrics.csv"
 
@@ -40,10 +44,11 @@ class MetricsLog:
             with open(path, newline="") as f:  # a run killed mid-write can leave a torn last row: skip it
                 rows = [r for r in csv.reader(f) if len(r) == 4 and r[0].isdigit()
                         and int(r[0]) < start + (r[3] != "")]
-        self.file = open(path, "w", newline="")  # noqa: SIM115  (kept open for the whole run)
+        # The kept rows replace the file in one rename (a kill while it is rewritten loses no history); the run
+        # then appends to it.
+        atomic_write(path, lambda f: f.write(_csv_text([["step", "lr", "loss", "val_loss"], *rows]).encode()))
+        self.file = open(path, "a", newline="")  # noqa: SIM115  (kept open for the whole run)
         self.writer = csv.writer(self.file, lineterminator="\n")
-        self.writer.writerow(["step", "lr", "loss", "val_loss"])
-        self.writer.writerows(rows)
         self.pending: list[tuple] = []  # written in one go at each evaluation: a row per step is a hot path
         self.tb = _tensorboard(path.parent)
 
@@ -72,13 +77,28 @@ class MetricsLog:
             self.tb.close()
 
 
+def _csv_text(rows: list[list[str]]) -> str:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(rows)
+    return buf.getvalue()
+
+
 def read_metrics(path: str | Path) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
-    """(step, loss) per step and (step, val_loss) per evaluation, from a metrics.csv."""
+    """(step, loss) per step and (step, val_loss) per evaluation, from a metrics.csv. A torn last row (a run
+    killed while writing it) is skipped; any other row that does not read is a MakemoreError naming its line."""
     steps, vals = [], []
-    with open(path, newline="") as f:
-        for r in csv.DictReader(f):
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise MakemoreError(f"{path} is not a metrics file ({e})") from None
+    for i, r in enumerate(rows):
+        try:
             if r["loss"]:
                 steps.append((int(r["step"]), float(r["loss"])))
             if r["val_loss"]:
                 vals.append((int(r["step"]), float(r["val_loss"])))
+        except (KeyError, TypeError, ValueError):
+            if i < len(rows) - 1:
+                raise MakemoreError(f"{path}, line {i + 2}: not a row of step, lr, loss, val_loss numbers") from None
     return steps, vals
