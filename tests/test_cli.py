@@ -290,6 +290,7 @@ def test_a_streamed_prompt_with_unknown_characters_prints_nothing(tmp_path, caps
     (["diagnose", "--probe-steps", "-3"], "--probe-steps: must be between 0 and"),
     (["train", "--preset", "lecture4", "--batch-size", "1", "--steps", "3"], "BatchNorm needs at least 2 rows"),
     (["train", "--model", "mlp-deep", "--batch-size", "1", "--steps", "3"], "BatchNorm needs at least 2 rows"),
+    (["train", "--set", "vocab_size=5"], "vocab_size is the data's number of characters"),
 ])
 def test_tool_flags_out_of_range_are_one_line(tmp_path, tiny_names, capsys, args, said):
     assert said in bad(capsys, *args, "--data", tiny_names, "--out", str(tmp_path / "a"))
@@ -318,3 +319,12 @@ def test_a_reader_that_goes_away_stops_sampling_quietly(tmp_path, tiny_names):
     p.stdout.close()
     _, err = p.communicate(timeout=120)
     assert p.returncode == 141 and b"error" not in err and b"Traceback" not in err
+
+
+def test_resume_refuses_going_back_and_ignores_adamws_momentum(tmp_path, tiny_names, capsys):
+    out = str(tmp_path / "run")
+    assert main(["train", "--data", tiny_names, "--out", out, "--steps", "10", *FAST]) == 0
+    capsys.readouterr()
+    assert "already at step 10, past --steps 5" in bad(capsys, "train", "--out", out, "--resume", "--steps", "5")
+    # momentum is SGD's: with AdamW it changes nothing, so it does not block a resume
+    assert main(["train", "--out", out, "--resume", "--steps", "12", "--momentum", "0.5", *FAST]) == 0

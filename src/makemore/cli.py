@@ -43,7 +43,10 @@ def _key_value(text: str) -> tuple[str, Any]:
     key, sep, value = text.partition("=")
     if not sep:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    return key.replace("-", "_"), _value(value)
+    key = key.replace("-", "_")
+    if key == "vocab_size":
+        raise argparse.ArgumentTypeError("vocab_size is the data's number of characters: it cannot be set")
+    return key, _value(value)
 
 
 def _int_in(low: int, high: int):

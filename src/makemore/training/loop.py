@@ -239,7 +239,12 @@ class Loop:
             raise MakemoreError(f"cannot resume: {self.out} holds a {saved.model} with another configuration")
         if saved.data.get("sha256") != self.ckpt.data["sha256"]:
             raise MakemoreError(f"cannot resume: {self.out} was trained on different data ({saved.data.get('source')})")
+        if saved.step > self.cfg.steps:
+            raise MakemoreError(f"cannot resume: {self.out} is already at step {saved.step}, past --steps "
+                                f"{self.cfg.steps} (give more steps to train on)")
         for key in RESUME_FIXED:
+            if key == "momentum" and self.cfg.optimizer != "sgd":
+                continue  # (AdamW has none: a value given with it changes nothing)
             if saved.train.get(key) != self.ckpt.train[key]:
                 raise MakemoreError(f"--{key.replace('_', '-')} cannot change when resuming "
                                     f"(the run uses {saved.train.get(key)})")
