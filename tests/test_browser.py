@@ -95,9 +95,12 @@ def screenshot(driver, path: Path) -> None:
 
 
 def wait(driver, condition, timeout=30):
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, timeout).until(condition)
+    # The page replaces its lists as results arrive: an element found a moment before can be gone when a
+    # condition reads it. That is "not yet", so the condition is tried again.
+    return WebDriverWait(driver, timeout, ignored_exceptions=(StaleElementReferenceException,)).until(condition)
 
 
 def test_make_more_page(browser, server, shots):
