@@ -47,3 +47,13 @@ def test_counts_probabilities_rows_sum_to_one():
     m.fit(torch.tensor([[0], [1], [1]]), torch.tensor([[1], [2], [0]]))
     assert torch.allclose(m.log_probs().exp().sum(1), torch.ones(5))
     assert torch.isclose(m.log_probs()[1, 2].exp(), torch.tensor(2 / 7))
+
+
+def test_counts_without_smoothing_leave_unseen_rows_uniform():
+    from makemore.models.bigram import BigramCounts, BigramCountsConfig
+
+    m = BigramCounts(BigramCountsConfig(vocab_size=4, smoothing=0.0))
+    m.fit(torch.tensor([[0], [1], [1]]), torch.tensor([[1], [2], [0]]))
+    p = m.log_probs().exp()
+    assert torch.isclose(p[1, 2], torch.tensor(0.5)) and p[1, 3] == 0  # seen rows: the counts alone
+    assert torch.allclose(p[3], torch.full((4,), 0.25))  # never followed by anything: uniform, not 0/0

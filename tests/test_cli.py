@@ -328,3 +328,11 @@ def test_resume_refuses_going_back_and_ignores_adamws_momentum(tmp_path, tiny_na
     assert "already at step 10, past --steps 5" in bad(capsys, "train", "--out", out, "--resume", "--steps", "5")
     # momentum is SGD's: with AdamW it changes nothing, so it does not block a resume
     assert main(["train", "--out", out, "--resume", "--steps", "12", "--momentum", "0.5", *FAST]) == 0
+
+
+def test_texts_sampled_after_training_are_shown_apart(tmp_path, capsys):
+    text = tmp_path / "t.txt"
+    text.write_text("the cat sat on the mat.\n" * 60)
+    assert main(["train", "--data", str(text), "--mode", "text", "--model", "bigram", "--steps", "5",
+                 "--out", str(tmp_path / "run"), "--quiet", "--samples", "3"]) == 0
+    assert capsys.readouterr().out.count("\n---\n") == 2

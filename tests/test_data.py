@@ -67,6 +67,14 @@ def test_mode_detection():
     assert detect_mode("emma\nolivia\nava\n") == "lines"
     prose = "First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n\n" * 5
     assert detect_mode(prose) == "text"
+    names = [f"name{i}" for i in range(80)]
+
+    def lines(*parts):
+        return "\n".join("\n".join(p) for p in parts) + "\n"
+
+    assert detect_mode(lines(names) + " \n") == "lines"  # a whitespace-only last line
+    assert detect_mode(lines(names[:40], [""], names[40:])) == "lines"  # one stray blank line in a short list
+    assert detect_mode(lines(names[:30], [""], names[30:60], [""], names[60:])) == "text"  # paragraphs
 
 
 @pytest.mark.parametrize("content, message", [

@@ -277,3 +277,39 @@ def test_training_sets_the_allocator_thresholds(corpus, tmp_path, monkeypatch):
         assert not allocator.keep_freed_memory()
     finally:
         allocator.keep_freed_memory.cache_clear()
+
+
+@pytest.mark.parametrize("capability, on", [((7, 5), False), ((7, 0), False), ((8, 0), True), ((9, 0), True)])
+def test_auto_autocast_only_on_gpus_with_native_bf16(monkeypatch, capability, on):
+    # T4 (7.5) and V100 (7.0) report bf16 as supported but emulate it, slower than fp32
+    import contextlib
+    import warnings
+
+    from makemore.training import optim
+
+    optim._native_bf16.cache_clear()
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda index=None: capability)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (no CUDA here: torch warns that it would disable the autocast)
+        ctx = optim.autocast_for(cfg(autocast="auto"), torch.device("cuda"))
+    assert isinstance(ctx, torch.autocast) == on and isinstance(ctx, contextlib.nullcontext) != on
+    optim._native_bf16.cache_clear()
+
+
+def test_ranks_after_the_first_draw_their_own_dropout_masks():
+    from types import SimpleNamespace
+
+    from makemore.training.distributed import Group
+    from makemore.training.loop import Loop
+
+    def draws(rank, step=0):
+        torch.manual_seed(3)  # what every rank's model initialisation left behind
+        Loop._seed_rank(SimpleNamespace(group=Group(rank, 2), cfg=cfg()), step)
+        return torch.rand(8)
+
+    torch.manual_seed(3)
+    single = torch.rand(8)
+    assert torch.equal(draws(0), single)  # rank 0 is the single-process run
+    assert not torch.equal(draws(1), single) and torch.equal(draws(1), draws(1))  # its own, reproducibly
+    assert not torch.equal(draws(1, step=10), draws(1))  # resumed at step 10: not step 0's masks again

@@ -168,7 +168,9 @@ def _train(args: argparse.Namespace, out: Path) -> int:
     if args.samples:
         from makemore.sampling import make_more
 
-        print(*make_more(checkpoint.load_model(out), args.samples, seed=cfg.seed), sep="\n")
+        trained = checkpoint.load_model(out)
+        # items one per line; texts (which hold newlines themselves) apart, as `makemore sample -n` shows them
+        print(*make_more(trained, args.samples, seed=cfg.seed), sep="\n" if trained.vocab.boundary else "\n---\n")
     return 0
 
 

@@ -113,11 +113,14 @@ def detect_mode(text: str) -> Mode:
 
     Prose and code have blank lines between paragraphs and long lines; lists have neither.
     """
-    lines = text.strip("\n").split("\n")
+    lines = text.strip().split("\n")  # (blank or whitespace-only lines at either end say nothing)
     items = [ln for ln in lines if ln.strip()]
-    blank_share = 1 - len(items) / len(lines)
+    if not items:
+        return "lines"
+    blanks = len(lines) - len(items)
+    paragraphs = blanks >= 2 and blanks / len(lines) >= 0.01  # one stray blank line in a short list is not prose
     mean_len = sum(len(ln) for ln in items) / len(items)
-    return "lines" if blank_share < 0.01 and mean_len <= 32 else "text"
+    return "lines" if not paragraphs and mean_len <= 32 else "text"
 
 
 def split_items(text: str) -> list[str]:

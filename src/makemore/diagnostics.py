@@ -224,7 +224,8 @@ def write_all(model: nn.Module, examples: Examples, updates: UpdateRecorder | No
               batch_size: int = 32, seed: int = 0) -> list[Path]:
     """The plots for one batch of `examples`, plus the update ratios recorded during training."""
     X, Y = examples.random_batch(batch_size, torch.Generator().manual_seed(seed))
-    paths = write_plots(snapshot(model, X, Y), updates, folder)
+    device = next(model.parameters()).device  # (a model trained on a GPU is still there)
+    paths = write_plots(snapshot(model, X.to(device), Y.to(device)), updates, folder)
     if updates is not None:
         updates.write_csv(Path(folder) / "update_ratios.csv")
     return paths

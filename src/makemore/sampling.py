@@ -224,10 +224,12 @@ def make_more(trained: Trained, n: int, *, seed: int = 0, unique_against: set[st
     if unique_against is None:
         return generate(trained.model, trained.vocab, n, generator=gen, **kw)
     kept: list[str] = []
+    seen: set[str] = set()  # (the list keeps the order; membership in a list would be quadratic in n)
     for _ in range(max_rounds):
         for s in generate(trained.model, trained.vocab, max(n, 16), generator=gen, **kw):
-            if s and s not in unique_against and s not in kept:
+            if s and s not in unique_against and s not in seen:
                 kept.append(s)
+                seen.add(s)
         if len(kept) >= n:
             break
     return kept[:n]

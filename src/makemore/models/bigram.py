@@ -44,6 +44,7 @@ class BigramCounts(LanguageModel):
 
     def log_probs(self) -> Tensor:
         p = self.counts + self.config.smoothing
+        p[p.sum(1) == 0] = 1.0  # (smoothing 0) a character never followed in training: nothing known, uniform
         return torch.log(p / p.sum(1, keepdim=True))
 
     def forward(self, idx: Tensor) -> Tensor:

@@ -214,6 +214,7 @@ class Loop:
             forward = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
         self.stepper = Stepper(model, cfg, device, torch.compile(forward) if cfg.compile else forward)
         self.gen = torch.Generator().manual_seed(cfg.seed)
+        self._seed_rank(0)
         self.step = 0
         self.last_loss: float | None = None
         self.val: float | None = None
@@ -256,10 +257,18 @@ class Loop:
                 torch.set_rng_state(saved.state["rng.torch"])
             if "rng.cuda" in saved.state and self.device.type == "cuda":
                 torch.cuda.set_rng_state(saved.state["rng.cuda"], self.device)
+            self._seed_rank(saved.step)  # (rank 0's state was saved; the others draw their own from here)
         except (RuntimeError, ValueError, KeyError) as e:
             raise MakemoreError(f"cannot resume from {self.out}: its saved state does not fit this run ({e})") from None
         self.ckpt.best = saved.best
         self.step = saved.step
+
+    def _seed_rank(self, step: int) -> None:
+        """Ranks after the first draw their own dropout masks (torch's generator, seeded apart from rank 0's,
+        which is the single-process run's): with the same seed every rank would drop the same units of its rows."""
+        if self.group.rank > 0:
+            seed = (self.cfg.seed * 1_000_003 + self.group.rank * 7_919 + step) % 2**63
+            torch.manual_seed(seed)
 
     def save(self) -> None:
         if not self.group.main:
@@ -329,7 +338,7 @@ class Loop:
                     stop_together = False
                     if self.group.active:  # the global batch's loss, and whether any rank was told to stop
                         loss, stopping = self.group.mean(torch.stack([loss.double(), torch.tensor(
-                            float(stop.requested), dtype=torch.float64)])).tolist()
+                            float(stop.requested), dtype=torch.float64, device=loss.device)])).tolist()
                         stop_together = stopping > 0
                         if stop_together and stop.signum is None:
                             stop.signum = signal.SIGTERM

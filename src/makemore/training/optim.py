@@ -4,6 +4,7 @@ and the diagnostics' update probe all take."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -89,10 +90,18 @@ def resolve_device(name: str) -> torch.device:
         raise MakemoreError(f"unknown device {name!r} (cpu, cuda, auto)") from None
 
 
+@functools.cache
+def _native_bf16(device: torch.device) -> bool:
+    """Whether this CUDA device computes in bf16 itself (compute capability 8.0, Ampere, and later). Older ones
+    (T4, V100) report bf16 as supported but emulate it, slower than fp32."""
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    return torch.cuda.get_device_capability(index) >= (8, 0)
+
+
 def autocast_for(cfg: TrainConfig, device: torch.device) -> contextlib.AbstractContextManager:
-    """bf16 autocast where it pays (CUDA with bf16; no loss scaling needed), or when asked for (CPU too);
+    """bf16 autocast where it pays (CUDA with native bf16; no loss scaling needed), or when asked for (CPU too);
     a no-op context otherwise."""
-    on_cuda_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    on_cuda_bf16 = device.type == "cuda" and _native_bf16(device)
     if cfg.autocast == "bf16" or (cfg.autocast == "auto" and on_cuda_bf16):
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
