@@ -30,12 +30,17 @@ def makemore(*args, ranks=1):
     env = {**env, "OMP_NUM_THREADS": "1", "PYTHONFAULTHANDLER": "1"}  # SIGABRT prints a rank's Python stacks
     for attempt in (1, 2):
         r = _run(cmd, env)
-        if r.returncode is not None or attempt == 2 or "step " not in r.stdout:
+        finished = "step " in r.stdout  # rank 0 printed the run's last line: its work is saved
+        torn_down = r.returncode is None or (r.returncode != 0 and "SIGABRT" in r.stderr
+                                             and "terminate called without an active exception" in r.stderr)
+        if r.returncode == 0 or attempt == 2 or not (finished and torn_down):
             break
         # Twice in CI (never in 20 runs here) two ranks hung after the run's last line was printed, its work
-        # saved: the rare hang of a process group's teardown (pytorch/pytorch#75097). Shown, then run again.
-        warnings.warn(f"torchrun hung after the run finished; every rank's stacks:\n{r.stderr[-6000:]}",
-                      stacklevel=2)
+        # saved: the rare hang of a process group's teardown (pytorch/pytorch#75097); once a rank aborted
+        # instead, at interpreter exit with no Python frame, after the same last line ("terminate called without
+        # an active exception": a gloo thread still alive at exit). Shown, then run again.
+        warnings.warn(f"torchrun's teardown failed after the run finished; every rank's stacks:\n"
+                      f"{r.stderr[-6000:]}", stacklevel=2)
     assert r.returncode == 0, r.stderr
     return r
 
@@ -94,11 +99,11 @@ def test_a_batch_larger_than_the_data_is_the_whole_split_shared(tmp_path):
     # Each rank once sliced rows [rank * 2000, (rank + 1) * 2000) of a split of ~60 rows: rank 1 had none.
     data = tmp_path / "few.txt"
     data.write_text("anna\nbob\ncarla\ndave\nevelyn\nfrank\ngina\nhal\nivy\njon\n")
-    flags = [*FLAGS, "--data", str(data), "--batch-size", "4000", "--steps", "5"]
+    flags = [*FLAGS, "--data", str(data), "--batch-size", "4000", "--steps", "30"]
     one, two = tmp_path / "one", tmp_path / "two"
     makemore("train", *flags, "--out", str(one))
     makemore("train", *flags, "--out", str(two), ranks=2)
     a, b = losses(one), losses(two)
-    assert len(a) == len(b) == 5 and all(math.isfinite(x) for x in a + b)
+    assert len(a) == len(b) == 30 and all(math.isfinite(x) for x in a + b)
     # the whole split on one process; its rows shared by two (an odd row out, if any, is left out)
     assert abs(a[0] - b[0]) < 0.05
