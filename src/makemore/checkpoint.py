@@ -23,6 +23,7 @@ from safetensors.torch import save as st_save
 
 from makemore.atomic import atomic_write
 from makemore.errors import MakemoreError
+from makemore.limits import MAX_INT
 
 FORMAT = "makemore-checkpoint/1"
 META = "checkpoint.json"
@@ -109,7 +110,6 @@ def exists(out: str | Path) -> bool:
 
 MAX_META_BYTES = 64 << 20  # checkpoint.json holds settings, never tensors: anything larger is not ours
 MAX_HEADER_BYTES = 100 << 20  # safetensors' own limit
-MAX_INT = 2**63 - 1  # every integer we write fits in 64 bits
 
 
 def load(out: str | Path, *, state: bool = True) -> Checkpoint:

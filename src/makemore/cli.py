@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from makemore.errors import MakemoreError
+from makemore.limits import MAX_INT
 
 TRAIN_FLAGS = {  # flag -> TrainConfig field; None defaults mean "the preset's value"
     "steps": int, "batch_size": int, "optimizer": str, "lr": float, "momentum": float, "weight_decay": float,
@@ -49,41 +50,23 @@ def _key_value(text: str) -> tuple[str, Any]:
     return key, _value(value)
 
 
-def _int_in(low: int, high: int):
-    """An argparse type: a whole number from low to high."""
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be between {low:,} and {high:,}, not {text}")
-        return value
-    return parse
+def _number_in(kind: type[int] | type[float], low: float, high: float, shown: str | None = None):
+    """An argparse type: a number of `kind` from low to high (never NaN); `shown` names the range in errors."""
+    noun = "a whole number" if kind is int else "a number"
+    shown = shown or (f"{low:,} and {high:,}" if kind is int else f"{low:g} and {high:g}")
 
-
-def _float_in(low: float, high: float):
-    """An argparse type: a number from low to high (never NaN)."""
-    def parse(text: str) -> float:
+    def parse(text: str) -> int | float:
         try:
-            value = float(text)
+            value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+            raise argparse.ArgumentTypeError(f"expected {noun}, got {text!r}") from None
         if not low <= value <= high:  # (False for NaN)
-            raise argparse.ArgumentTypeError(f"must be between {low:g} and {high:g}, not {text}")
+            raise argparse.ArgumentTypeError(f"must be between {shown}, not {text}")
         return value
     return parse
 
 
-def _seed(text: str) -> int:
-    """A seed torch's generators take: a whole number in 64 bits."""
-    try:
-        seed = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if not 0 <= seed <= 2**63 - 1:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 2**63-1, not {text}")
-    return seed
+_seed = _number_in(int, 0, MAX_INT, "0 and 2**63-1")  # what torch's generators take
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -388,7 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--smoothing", type=float, help="bigram-counts: add-k smoothing")
     t.add_argument("--set", type=_key_value, action="append", metavar="KEY=VALUE",
                    help="a model setting, e.g. --set n_hidden=300")
-    t.add_argument("--samples", type=_int_in(0, 1_000_000), default=10,
+    t.add_argument("--samples", type=_number_in(int, 0, 1_000_000), default=10,
                    help="samples to print after training (default 10)")
     t.add_argument("--diagnose", action="store_true", help="record update ratios, write diagnostic plots")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -429,8 +412,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("diagnose", help="activation, gradient and update statistics, as plots and a table")
     _model_flags(d)
-    d.add_argument("--batch-size", type=_int_in(2, 1 << 20), default=32)
-    d.add_argument("--probe-steps", type=_int_in(0, 1_000_000), default=200,
+    d.add_argument("--batch-size", type=_number_in(int, 2, 1 << 20), default=32)
+    d.add_argument("--probe-steps", type=_number_in(int, 0, 1_000_000), default=200,
                    help="optimiser steps to measure update ratios")
     d.add_argument("--dir", help="where to write the PNGs (default OUT/diagnostics)")
     d.add_argument("--json", action="store_true", help="the statistics as JSON on stdout")
@@ -438,9 +421,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     lf = sub.add_parser("lr-find", help="the lecture's learning-rate search: one step per rate, plotted")
     _model_flags(lf)
-    lf.add_argument("--min", type=_float_in(-30, 30), default=-3.0, help="lowest log10 rate")
-    lf.add_argument("--max", type=_float_in(-30, 30), default=0.0, help="highest log10 rate")
-    lf.add_argument("--num", type=_int_in(2, 1_000_000), default=1000, help="rates to try, one step each")
+    lf.add_argument("--min", type=_number_in(float, -30, 30), default=-3.0, help="lowest log10 rate")
+    lf.add_argument("--max", type=_number_in(float, -30, 30), default=0.0, help="highest log10 rate")
+    lf.add_argument("--num", type=_number_in(int, 2, 1_000_000), default=1000, help="rates to try, one step each")
     lf.add_argument("--file", default="lr_find.png")
     lf.set_defaults(func=cmd_lr_find)
 

@@ -9,6 +9,8 @@ from typing import Any
 
 from makemore.errors import MakemoreError
 
+MAX_INT = 2**63 - 1  # every integer a checkpoint holds fits in 64 bits, as torch's seeds and counters do
+
 # Training holds each parameter about four times (weights, gradients, two AdamW moments), in float32.
 BYTES_PER_TRAINED_VALUE = 16
 

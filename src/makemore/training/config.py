@@ -9,9 +9,9 @@ from typing import Any
 
 from makemore.config import build as build_settings
 from makemore.errors import MakemoreError
+from makemore.limits import MAX_INT
 
 OPTIMIZER_NAMES = ("sgd", "adamw")
-MAX_INT = 2**63 - 1  # a checkpoint's integers fit in 64 bits (and torch's seeds and counters take no more)
 MAX_THREADS = 1024
 SCHEDULE_NAMES = ("constant", "step", "cosine")
 

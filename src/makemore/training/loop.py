@@ -21,6 +21,7 @@ from makemore import nn as mnn
 from makemore.batches import examples_for
 from makemore.data import Corpus
 from makemore.errors import MakemoreError
+from makemore.limits import MAX_INT
 from makemore.training import distributed
 from makemore.training.allocator import keep_freed_memory
 from makemore.training.config import TrainConfig
@@ -219,7 +220,7 @@ class Loop:
         self.last_loss: float | None = None
         self.val: float | None = None
         self.full_batch = cfg.batch_size == 0 or cfg.batch_size >= len(train_ex)
-        rows = len(train_ex) if self.full_batch else cfg.batch_size
+        self.rows = rows = len(train_ex) if self.full_batch else cfg.batch_size  # of a step's global batch
         if rows < group.world:  # a rank without rows would have no loss to average
             raise MakemoreError(f"a batch of {rows} rows cannot be shared by {group.world} processes: "
                                 f"use --batch-size >= {group.world}, or fewer processes")
@@ -229,8 +230,7 @@ class Loop:
 
     @property
     def targets_per_step(self) -> int:
-        rows = len(self.train_ex) if self.full_batch else self.cfg.batch_size
-        return rows * (self.model.block_size if self.model.kind == "sequence" else 1)
+        return self.rows * (self.model.block_size if self.model.kind == "sequence" else 1)
 
     def restore(self) -> None:
         """Continue the run saved in `out`: weights, optimiser, batch generator and step, after checking that it
@@ -267,7 +267,7 @@ class Loop:
         """Ranks after the first draw their own dropout masks (torch's generator, seeded apart from rank 0's,
         which is the single-process run's): with the same seed every rank would drop the same units of its rows."""
         if self.group.rank > 0:
-            seed = (self.cfg.seed * 1_000_003 + self.group.rank * 7_919 + step) % 2**63
+            seed = (self.cfg.seed * 1_000_003 + self.group.rank * 7_919 + step) % (MAX_INT + 1)
             torch.manual_seed(seed)
 
     def save(self) -> None:
@@ -303,8 +303,7 @@ class Loop:
 
     def batches(self):
         """The training batches, on the device, one per step from the current step on."""
-        rows = len(self.train_ex) if self.full_batch else self.cfg.batch_size
-        mine = self.group.slice(rows) if self.group.active else slice(None)
+        mine = self.group.slice(self.rows) if self.group.active else slice(None)
         if self.full_batch:
             X, Y = (t[mine].to(self.device) for t in self.train_ex.all())
             while True:
