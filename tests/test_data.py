@@ -105,3 +105,18 @@ def test_bundled_names():
     assert c.mode == "lines" and len(c.items("all")) == 30_000
     assert c.vocab.size == 27
     assert all(item.isalpha() and item.islower() for item in c.items("all"))
+
+
+@pytest.mark.parametrize("newline", [b"\n", b"\r\n", b"\r"])  # Unix, Windows, classic Mac OS
+def test_every_line_ending_reads_as_the_same_items(tmp_path, newline):
+    from makemore.data import _pieces
+
+    names = ["anna", "bob", "carla", "dave", "evelyn"] * 4
+    path = tmp_path / "names.txt"
+    path.write_bytes(newline.join(n.encode() for n in names) + newline)
+    corpus = load_corpus(str(path))
+    assert corpus.mode == "lines" and "\r" not in corpus.vocab.chars
+    assert sorted(corpus.items("train") + corpus.items("val") + corpus.items("test")) == sorted(names)
+    # chunks that cut a line ending in two: "\r" at a chunk's end, its "\n" at the next one's start
+    for chunk in (1, 2, 3, 5):
+        assert "".join(_pieces(str(path), chunk=chunk)) == "\n".join(names) + "\n"

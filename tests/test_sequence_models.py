@@ -162,3 +162,22 @@ def test_huge_sample_requests_are_refused_at_once():
         generate(m, vocab, 10**11)
     with pytest.raises(MakemoreError, match="--max-len must be between 0 and"):
         generate(m, vocab, 1, max_len=10**12)
+
+
+@pytest.mark.parametrize("temperature", [1e-42, 1e-45])  # logits / T overflowed: inf / inf = NaN
+def test_a_temperature_near_zero_is_greedy_decoding(temperature):
+    vocab = Vocab.build("abcdefghij", "lines")
+    model = build("transformer", vocab_size=vocab.size)
+    greedy = ""
+    for _ in range(6):  # each next character the most likely one at T = 1
+        ch, _p = max(next_token_probs(model, vocab, greedy), key=lambda tp: tp[1])
+        if ch == vocab.boundary_name:
+            break
+        greedy += ch
+    for seed in range(3):
+        out = generate(model, vocab, 2, temperature=temperature, max_len=len(greedy),
+                       generator=torch.Generator().manual_seed(seed))
+        assert out == [greedy, greedy]
+    cold = dict(next_token_probs(model, vocab, greedy[:2], temperature=temperature))
+    assert sorted(cold.values())[-2:] == [0.0, 1.0]
+

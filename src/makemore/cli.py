@@ -4,6 +4,7 @@ inside the commands so that --help answers at once."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import math
@@ -460,6 +461,25 @@ def main(argv: list[str] | None = None) -> int:
         log.addHandler(handler)
         log.setLevel(logging.INFO)
         log.propagate = False
+    code = _run(args)
+    if os.environ.get("WORLD_SIZE", "1") != "1":  # a rank started by torchrun
+        _leave(code)
+    return code
+
+
+def _leave(code: int) -> None:
+    """End a torchrun rank once its work is done and reported, without the interpreter's teardown. With the
+    process group's gloo threads still alive there, a rank aborted now and again ("terminate called without an
+    active exception") or hung, and torchrun then killed the other ranks, rank 0 sometimes before it had
+    reported. Nothing is left to run at this point: the checkpoint is written and closed."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    logging.shutdown()
+    os._exit(code)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return args.func(args)
     except MakemoreError as e:

@@ -73,7 +73,10 @@ class _NextLogits:
 
 def _distribution(logits: Tensor, temperature: float, top_k: int | None) -> Tensor:
     """What a step draws from: softmax(logits / temperature), with all but the top_k most likely set to 0."""
-    logits = logits.float() / temperature
+    logits = logits.float()
+    # The largest logit taken off first (softmax does it too, but after the division): a temperature near 0 then
+    # gives the most likely token (0 / T = 0, the others -inf) instead of inf / inf = NaN.
+    logits = (logits - logits.amax(-1, keepdim=True)) / temperature
     if top_k is not None and top_k < logits.shape[-1]:  # a k of the whole vocabulary keeps every token
         kth = torch.topk(logits, min(top_k, logits.shape[-1])).values[:, -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))
@@ -86,8 +89,8 @@ def _pick(logits: Tensor, temperature: float, top_k: int | None, generator: torc
     only the one that can fail here is kept (softmax gives NaN, a whole row of it, when logits overflow)."""
     probs = _distribution(logits, temperature, top_k)
     if math.isnan(probs.sum()):
-        raise MakemoreError("the next-token probabilities are not numbers (NaN): the logits overflowed "
-                            "(a temperature too low, or weights out of range)")
+        raise MakemoreError("the next-token probabilities are not numbers (NaN): the model's logits are not "
+                            "finite (weights out of range)")
     return (probs / torch.empty_like(probs).exponential_(generator=generator)).argmax(-1)
 
 

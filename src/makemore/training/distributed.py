@@ -12,6 +12,8 @@ load in a single process.
 
 from __future__ import annotations
 
+import atexit
+import gc
 import os
 from dataclasses import dataclass
 
@@ -67,6 +69,9 @@ def start(group: Group, device: torch.device) -> torch.device:
         torch.cuda.set_device(device)
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        # An error's traceback can keep the DDP wrapper alive past stop() below: free it before the interpreter
+        # is torn down (see stop).
+        atexit.register(gc.collect)
     return device
 
 
@@ -89,5 +94,10 @@ def finish(group: Group) -> None:
 
 
 def stop(group: Group) -> None:
+    """Leave the process group. DistributedDataParallel sits in reference cycles: collected now, the wrapper and
+    the group's work it holds go while the interpreter is whole. Left to the interpreter's teardown, their gloo
+    threads reached for a Python already gone, and the rank aborted now and again ("terminate called without
+    an active exception"). The CLI also ends its ranks without that teardown (cli._leave)."""
     if group.active and torch.distributed.is_initialized():
+        gc.collect()
         torch.distributed.destroy_process_group()
