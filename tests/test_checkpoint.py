@@ -71,3 +71,26 @@ def test_crash_between_files_leaves_previous_checkpoint(trained, monkeypatch):
     monkeypatch.undo()
     after = checkpoint.load(trained)
     assert after.step == before.step and len(calls) >= 2
+
+
+def test_a_reader_that_meets_a_save_midway_reads_the_new_checkpoint(trained, monkeypatch):
+    # A save writes its files, then checkpoint.json, then deletes the old files. `makemore sample` during training
+    # could read the old checkpoint.json and then find the files it names deleted.
+    newer = checkpoint.load(trained)
+    newer.step = 21
+    read_part, saves = checkpoint._load_part, []
+
+    def save_in_between(*args, **kw):
+        if not saves:
+            saves.append(checkpoint.save(trained, newer))
+        return read_part(*args, **kw)
+
+    monkeypatch.setattr(checkpoint, "_load_part", save_in_between)
+    assert checkpoint.load(trained).step == 21 and len(saves) == 1
+
+
+def test_a_file_gone_without_a_new_checkpoint_is_still_missing(trained):
+    meta = json.loads((trained / checkpoint.META).read_text())
+    (trained / meta["files"]["state"]["name"]).unlink()
+    with pytest.raises(MakemoreError, match="is missing"):
+        checkpoint.load(trained)

@@ -104,45 +104,57 @@ from makemore import training as train
 from makemore.data import load_corpus
 from makemore.errors import MakemoreError
 
-rank = os.environ["RANK"]
+rank, error = os.environ["RANK"], sys.argv[2]
 wrappers = lambda: sum(isinstance(o, DistributedDataParallel) for o in gc.get_objects())  # garbage included
 say = lambda line: os.write(1, f"rank {rank}{line}\\n".encode())  # one write: the ranks share the pipe
 atexit.register(lambda: say(f" at exit: {wrappers()} DDP"))
 cfg = train.TrainConfig(steps=6, batch_size=8, optimizer="sgd", lr=0.1, eval_interval=3, seed=1)
 
 
-def fail_at(step):
-    def callback(info):
-        if info.step == step:
-            raise MakemoreError(f"failed at step {step}")
-    return callback
+def fail(info):
+    if info.step == 3 and error != "none":
+        raise (MakemoreError if error == "caught" else RuntimeError)("failed at step 3")
 
 
 try:
     train.train("mlp", {"n_hidden": 16}, load_corpus(sys.argv[1]), cfg, sys.argv[3], progress=False,
-                callbacks=[fail_at(int(sys.argv[2]))])
+                callbacks=[fail])
     say(f" after the run: {wrappers()} DDP")
 except MakemoreError as e:
     say(f": {e}")
 """
 
 
-@pytest.mark.parametrize("fail_at", [-1, 3])  # a run that ends well, and one stopped by an error
-def test_no_rank_takes_its_ddp_wrapper_into_the_interpreters_teardown(tmp_path, tiny_names, fail_at):
+# none: a run that ends well; caught: one stopped by an error its caller handles; uncaught: an error that ends
+# the interpreter, its traceback kept in sys.last_value
+@pytest.mark.parametrize("error", ["none", "caught", "uncaught"])
+def test_no_rank_takes_its_ddp_wrapper_into_the_interpreters_teardown(tmp_path, tiny_names, error):
     # DDP sits in reference cycles. Left to the interpreter's teardown, it was freed there with the process
     # group's pending work, whose gloo threads then reached for a Python already gone: the rank aborted now and
     # again ("terminate called without an active exception"), and torchrun killed rank 0 before it reported.
     script = tmp_path / "ranks.py"
     script.write_text(RANKS_SCRIPT)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script),
-           str(tiny_names), str(fail_at), str(tmp_path / "out")]
+           str(tiny_names), error, str(tmp_path / "out")]
     env = {**{k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE")}, "OMP_NUM_THREADS": "1"}
     r = _run(cmd, env)
-    assert r.returncode == 0, r.stderr
+    assert (r.returncode == 0) == (error != "uncaught"), r.stderr
     lines = sorted(line for line in r.stdout.splitlines() if line.startswith("rank "))
-    if fail_at < 0:  # freed as the run ends
-        assert lines == ["rank 0 after the run: 0 DDP", "rank 0 at exit: 0 DDP",
-                         "rank 1 after the run: 0 DDP", "rank 1 at exit: 0 DDP"]
-    else:  # an error's traceback holds it past the run: freed at exit, before the teardown
-        assert [line for line in lines if "at exit" in line] == ["rank 0 at exit: 0 DDP", "rank 1 at exit: 0 DDP"]
-        assert lines.count("rank 0: failed at step 3") == lines.count("rank 1: failed at step 3") == 1
+    at_exit = ["rank 0 at exit: 0 DDP", "rank 1 at exit: 0 DDP"]
+    if error == "none":  # freed as the run ends
+        assert lines == ["rank 0 after the run: 0 DDP", at_exit[0], "rank 1 after the run: 0 DDP", at_exit[1]]
+    elif error == "caught":  # the error's traceback held the loop past the run: the wrapper went all the same
+        assert lines == [at_exit[0], "rank 0: failed at step 3", at_exit[1], "rank 1: failed at step 3"]
+    else:
+        assert lines == at_exit and r.stderr.count("RuntimeError: failed at step 3") == 2
+
+
+def test_the_cli_in_a_process_that_is_no_rank_returns(monkeypatch, capsys):
+    # WORLD_SIZE alone (a cluster job's environment, a notebook on such a node) does not end the process:
+    # only one that has been a rank of a group is ended without the interpreter's teardown.
+    from makemore.cli import console, main
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setattr(sys, "argv", ["makemore", "models"])
+    assert main(["models"]) == 0 and console() == 0
+    assert capsys.readouterr().out.count("transformer") >= 2

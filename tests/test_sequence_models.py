@@ -164,7 +164,7 @@ def test_huge_sample_requests_are_refused_at_once():
         generate(m, vocab, 1, max_len=10**12)
 
 
-@pytest.mark.parametrize("temperature", [1e-42, 1e-45])  # logits / T overflowed: inf / inf = NaN
+@pytest.mark.parametrize("temperature", [1e-42, 1e-45, 1e-300])  # logits / T overflowed: NaN
 def test_a_temperature_near_zero_is_greedy_decoding(temperature):
     vocab = Vocab.build("abcdefghij", "lines")
     model = build("transformer", vocab_size=vocab.size)

@@ -1,3 +1,3 @@
-from makemore.cli import main
+from makemore.cli import console
 
-raise SystemExit(main())
+raise SystemExit(console())

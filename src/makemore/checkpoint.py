@@ -8,6 +8,7 @@ changed or cut short afterwards is caught by its checksum.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -121,11 +122,31 @@ def load(out: str | Path, *, state: bool = True) -> Checkpoint:
     out = Path(out)
     if not out.is_dir():
         raise MakemoreError(f"no checkpoint: {out} is not a directory")
+    for attempt in range(4):
+        try:
+            return _load(out, state)
+        except _Replaced as e:  # a training run saved a newer checkpoint while this one was being read: read that
+            if attempt == 3:
+                raise MakemoreError(f"cannot read the checkpoint in {out}: it changed each time it was read ({e} "
+                                    "was replaced)") from None
+    raise AssertionError("unreachable")
+
+
+class _Replaced(Exception):
+    """A file that checkpoint.json named is gone, and checkpoint.json has changed since it was read."""
+
+
+def _meta_bytes(out: Path) -> bytes:
+    with open(out / META, "rb") as f:
+        raw = f.read(MAX_META_BYTES + 1)
+    if len(raw) > MAX_META_BYTES:
+        raise ValueError(f"larger than {MAX_META_BYTES >> 20} MB")
+    return raw
+
+
+def _load(out: Path, state: bool) -> Checkpoint:
     try:
-        with open(out / META, "rb") as f:
-            raw = f.read(MAX_META_BYTES + 1)
-        if len(raw) > MAX_META_BYTES:
-            raise ValueError(f"larger than {MAX_META_BYTES >> 20} MB")
+        raw = _meta_bytes(out)
         meta = json.loads(raw.decode("utf-8"))
     except FileNotFoundError:
         raise MakemoreError(f"no checkpoint in {out} (missing {META}; train first)") from None
@@ -144,11 +165,22 @@ def load(out: str | Path, *, state: bool = True) -> Checkpoint:
             ckpt.state = _load_part(out, files["state"])
         if "best" in files:
             ckpt.best_weights = _load_part(out, files["best"], expected)
+    except _Gone as e:
+        # A save writes the new files, then checkpoint.json, then deletes the old files: a reader between its
+        # read of checkpoint.json and of the files it names finds them gone, and a new checkpoint.json.
+        with contextlib.suppress(OSError, ValueError):
+            if _meta_bytes(out) != raw:
+                raise _Replaced(e) from None
+        raise MakemoreError(f"corrupt checkpoint: {e} is missing") from None
     except (KeyError, TypeError, ValueError) as e:
         raise MakemoreError(f"corrupt checkpoint in {out}: bad or missing field {_first_line(e)}") from None
     except _Bad as e:
         raise MakemoreError(f"corrupt checkpoint in {out}: {e}") from None
     return ckpt
+
+
+class _Gone(Exception):
+    """A tensor file that checkpoint.json names is not there."""
 
 
 class _Bad(Exception):
@@ -267,6 +299,8 @@ def _load_part(out: Path, entry: dict[str, str], expected: int | None = None) ->
     path = out / entry["name"]
     try:
         data = path.read_bytes()
+    except FileNotFoundError:
+        raise _Gone(path) from None
     except OSError:
         raise MakemoreError(f"corrupt checkpoint: {path} is missing") from None
     if hashlib.sha256(data).hexdigest() != entry["sha256"]:

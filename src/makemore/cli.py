@@ -4,7 +4,6 @@ inside the commands so that --help answers at once."""
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import math
@@ -461,20 +460,42 @@ def main(argv: list[str] | None = None) -> int:
         log.addHandler(handler)
         log.setLevel(logging.INFO)
         log.propagate = False
-    code = _run(args)
-    if os.environ.get("WORLD_SIZE", "1") != "1":  # a rank started by torchrun
+    return _run(args)
+
+
+def console() -> int:
+    """The `makemore` command (and `python -m makemore`): main(), then, in a process that was a rank of a
+    torchrun group, the end of the process without the interpreter's teardown. With the group's gloo threads
+    still alive there, a rank aborted now and again ("terminate called without an active exception") or hung,
+    and torchrun then killed the other ranks, rank 0 sometimes before it had reported. Nothing is left to run
+    by then: the checkpoint is written and closed, the output printed."""
+    try:
+        code = main()
+    except Exception:
+        if not _was_rank():
+            raise
+        import traceback
+
+        traceback.print_exc()
+        code = 1
+    if _was_rank():
         _leave(code)
     return code
 
 
+def _was_rank() -> bool:
+    group = sys.modules.get("makemore.training.distributed")  # (not imported: not a rank)
+    return group is not None and group.joined()
+
+
 def _leave(code: int) -> None:
-    """End a torchrun rank once its work is done and reported, without the interpreter's teardown. With the
-    process group's gloo threads still alive there, a rank aborted now and again ("terminate called without an
-    active exception") or hung, and torchrun then killed the other ranks, rank 0 sometimes before it had
-    reported. Nothing is left to run at this point: the checkpoint is written and closed."""
     for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError, ValueError):
+        try:
             stream.flush()
+        except BrokenPipeError:
+            code = code or 141
+        except (OSError, ValueError):  # output lost (a full disk): not a success, as at a normal exit
+            code = code or 120
     logging.shutdown()
     os._exit(code)
 

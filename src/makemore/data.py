@@ -40,9 +40,8 @@ def _path(data: str) -> Path:
 
 
 def _pieces(data: str, digest=None, chunk: int = 1 << 20) -> Iterator[str]:
-    """The file's text, a few MB at a time, checked as UTF-8, without a BOM and with every line ending (CRLF, and
-    CR alone as old Macs wrote it) as LF; the bytes go through `digest` as they are read. A file of any size
-    passes through a bounded amount of memory."""
+    """The file's text, a few MB at a time, checked as UTF-8, without a BOM and with CRLF as LF; the bytes go
+    through `digest` as they are read. A file of any size passes through a bounded amount of memory."""
     path = _path(data)
     decoder = codecs.getincrementaldecoder("utf-8")()
     offset, held, first = 0, "", True
@@ -61,7 +60,7 @@ def _pieces(data: str, digest=None, chunk: int = 1 << 20) -> Iterator[str]:
                     text, first = text.removeprefix("\ufeff"), not text
                 text = held + text
                 held = "\r" if text.endswith("\r") and raw else ""  # its "\n" may be in the next chunk
-                text = text[: len(text) - len(held)].replace("\r\n", "\n").replace("\r", "\n")
+                text = text[: len(text) - len(held)].replace("\r\n", "\n")
                 if text:
                     yield text
                 if not raw:

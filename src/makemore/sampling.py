@@ -74,9 +74,13 @@ class _NextLogits:
 def _distribution(logits: Tensor, temperature: float, top_k: int | None) -> Tensor:
     """What a step draws from: softmax(logits / temperature), with all but the top_k most likely set to 0."""
     logits = logits.float()
-    # The largest logit taken off first (softmax does it too, but after the division): a temperature near 0 then
-    # gives the most likely token (0 / T = 0, the others -inf) instead of inf / inf = NaN.
-    logits = (logits - logits.amax(-1, keepdim=True)) / temperature
+    if temperature < 1:  # (finite logits / T >= 1 cannot overflow)
+        # The largest logit taken off first (softmax does it too, but after the division), and T kept within
+        # float32: a temperature near 0 then gives the most likely token (0 / T = 0, the others -inf) instead of
+        # inf / inf or 0 / 0 = NaN.
+        logits = logits - logits.amax(-1, keepdim=True)
+        temperature = max(temperature, torch.finfo(torch.float32).tiny)
+    logits = logits / temperature
     if top_k is not None and top_k < logits.shape[-1]:  # a k of the whole vocabulary keeps every token
         kth = torch.topk(logits, min(top_k, logits.shape[-1])).values[:, -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))

@@ -69,10 +69,19 @@ def start(group: Group, device: torch.device) -> torch.device:
         torch.cuda.set_device(device)
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-        # An error's traceback can keep the DDP wrapper alive past stop() below: free it before the interpreter
-        # is torn down (see stop).
-        atexit.register(gc.collect)
+        global _joined
+        if not _joined:  # (once per process, however many runs it trains)
+            atexit.register(gc.collect)  # what an error kept alive past stop() below goes before the teardown
+        _joined = True
     return device
+
+
+_joined = False
+
+
+def joined() -> bool:
+    """Whether this process has been a rank of a process group (see cli.console)."""
+    return _joined
 
 
 def check(group: Group, batch_size: int, model) -> None:
@@ -94,10 +103,11 @@ def finish(group: Group) -> None:
 
 
 def stop(group: Group) -> None:
-    """Leave the process group. DistributedDataParallel sits in reference cycles: collected now, the wrapper and
-    the group's work it holds go while the interpreter is whole. Left to the interpreter's teardown, their gloo
-    threads reached for a Python already gone, and the rank aborted now and again ("terminate called without
-    an active exception"). The CLI also ends its ranks without that teardown (cli._leave)."""
+    """Leave the process group. DistributedDataParallel sits in reference cycles: collected now (the loop has let
+    go of it), the wrapper and the group's work it holds go while the interpreter is whole. Left to the
+    interpreter's teardown, their gloo threads reached for a Python already gone, and the rank aborted now and
+    again ("terminate called without an active exception"). The CLI also ends its ranks without that teardown
+    (cli.console)."""
     if group.active and torch.distributed.is_initialized():
         gc.collect()
         torch.distributed.destroy_process_group()

@@ -195,7 +195,10 @@ def _train(model_name: str, model: models.LanguageModel, corpus: Corpus, cfg: Tr
         val = evaluate(model, val_ex) if len(val_ex) else None
         return Result(out, 0, evaluate(model, train_ex), val, seconds=time.perf_counter() - start, model=model.eval())
     with _threads(cfg, device, model, loop.targets_per_step):
-        loop.run(progress, callbacks)
+        try:
+            loop.run(progress, callbacks)
+        finally:  # let go of the DDP wrapper even while an error's traceback holds the loop (distributed.stop)
+            loop.stepper.forward = model
     return Result(out, loop.step, loop.last_loss, loop.val, ckpt.best, time.perf_counter() - start, model.eval(),
                   group.main)
 
