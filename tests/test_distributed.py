@@ -156,5 +156,6 @@ def test_the_cli_in_a_process_that_is_no_rank_returns(monkeypatch, capsys):
 
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setattr(sys, "argv", ["makemore", "models"])
+    monkeypatch.setattr("makemore.cli._leave", lambda code: pytest.fail(f"the process was ended ({code})"))
     assert main(["models"]) == 0 and console() == 0
     assert capsys.readouterr().out.count("transformer") >= 2

@@ -122,11 +122,11 @@ def load(out: str | Path, *, state: bool = True) -> Checkpoint:
     out = Path(out)
     if not out.is_dir():
         raise MakemoreError(f"no checkpoint: {out} is not a directory")
-    for attempt in range(4):
+    for attempt in range(10):
         try:
             return _load(out, state)
         except _Replaced as e:  # a training run saved a newer checkpoint while this one was being read: read that
-            if attempt == 3:
+            if attempt == 9:
                 raise MakemoreError(f"cannot read the checkpoint in {out}: it changed each time it was read ({e} "
                                     "was replaced)") from None
     raise AssertionError("unreachable")
@@ -301,8 +301,8 @@ def _load_part(out: Path, entry: dict[str, str], expected: int | None = None) ->
         data = path.read_bytes()
     except FileNotFoundError:
         raise _Gone(path) from None
-    except OSError:
-        raise MakemoreError(f"corrupt checkpoint: {path} is missing") from None
+    except OSError as e:  # (a directory in its place, no permission to read it)
+        raise MakemoreError(f"cannot read {path}: {e.strerror or e}") from None
     if hashlib.sha256(data).hexdigest() != entry["sha256"]:
         raise MakemoreError(f"corrupt checkpoint: {path} does not match its checksum (truncated or changed)")
     try:

@@ -120,18 +120,23 @@ def _train(args: argparse.Namespace, out: Path) -> int:
         _require_trainable(models.get(model).model)
         recorder = diagnostics.UpdateRecorder(every=max(1, cfg.steps // 500))
         callbacks.append(recorder)
+    group, failed = distributed.from_environment(), True
     try:
         result = training.train(model, config, corpus, cfg, out, resume=args.resume, progress=not args.quiet,
                                 callbacks=callbacks)
+        failed = False
     except training.Interrupted as e:
+        failed = False
         print(f"makemore: {e}", file=sys.stderr)
         return e.exit_code
     except OSError as e:  # a full disk or a folder gone read-only mid-run; checkpoints are all-or-nothing
         kept = f"the last checkpoint in {out} was kept" if checkpoint.exists(out) else "no checkpoint was written"
         raise MakemoreError(f"cannot write to {out}: {e.strerror or e}; {kept}") from None
     finally:
-        # Rank 0 alone writes into `out` under torchrun (the other ranks' figure would be the same file again).
-        if (out / training.METRICS).exists() and distributed.from_environment().main:
+        # Rank 0 alone writes into `out` under torchrun (the other ranks' figure would be the same file again);
+        # not after an error there: the other ranks end at once, torchrun then stops rank 0, and the seconds spent
+        # drawing would cost it its report of the error.
+        if (out / training.METRICS).exists() and group.main and not (failed and group.active):
             from makemore import plots
 
             try:

@@ -70,7 +70,7 @@ def start(group: Group, device: torch.device) -> torch.device:
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
         global _joined
-        if not _joined:  # (once per process, however many runs it trains)
+        if not _joined:  # (once per process)
             atexit.register(gc.collect)  # what an error kept alive past stop() below goes before the teardown
         _joined = True
     return device

@@ -177,30 +177,30 @@ def _train(model_name: str, model: models.LanguageModel, corpus: Corpus, cfg: Tr
                             f"the context of {model.block_size} characters")
     if model.trainable and cfg.steps == 0:
         raise MakemoreError("--steps must be > 0 for a model trained by gradient descent")
-    loop = None
-    if model.trainable:
-        loop = Loop(model, ckpt, train_ex, val_ex, cfg, out, device, group)
-        if resume:
+    loop = Loop(model, ckpt, train_ex, val_ex, cfg, out, device, group) if model.trainable else None
+    try:
+        if loop is not None and resume:
             loop.restore()  # refuses a run that is not this one before anything else happens
-    if group.main:
-        n_params = models.registry.count_parameters(model)
-        logger.info(f"training {model_name} ({n_params:,} parameters) on {corpus.source} "
-                    f"({corpus.mode} mode, {corpus.vocab.size} tokens, {train_ex.n_targets:,} targets) -> {out}"
-                    + (f" on {group.world} processes" if group.active else ""))
-    start = time.perf_counter()
-    if loop is None:  # counting models: one pass over the data is the whole training
-        model.fit(*train_ex.all())
-        ckpt.weights = model.state_dict()
-        checkpoint.save(out, ckpt)
-        val = evaluate(model, val_ex) if len(val_ex) else None
-        return Result(out, 0, evaluate(model, train_ex), val, seconds=time.perf_counter() - start, model=model.eval())
-    with _threads(cfg, device, model, loop.targets_per_step):
-        try:
+        if group.main:
+            n_params = models.registry.count_parameters(model)
+            logger.info(f"training {model_name} ({n_params:,} parameters) on {corpus.source} "
+                        f"({corpus.mode} mode, {corpus.vocab.size} tokens, {train_ex.n_targets:,} targets) -> {out}"
+                        + (f" on {group.world} processes" if group.active else ""))
+        start = time.perf_counter()
+        if loop is None:  # counting models: one pass over the data is the whole training
+            model.fit(*train_ex.all())
+            ckpt.weights = model.state_dict()
+            checkpoint.save(out, ckpt)
+            val = evaluate(model, val_ex) if len(val_ex) else None
+            return Result(out, 0, evaluate(model, train_ex), val, seconds=time.perf_counter() - start,
+                          model=model.eval())
+        with _threads(cfg, device, model, loop.targets_per_step):
             loop.run(progress, callbacks)
-        finally:  # let go of the DDP wrapper even while an error's traceback holds the loop (distributed.stop)
+        return Result(out, loop.step, loop.last_loss, loop.val, ckpt.best, time.perf_counter() - start, model.eval(),
+                      group.main)
+    finally:  # let go of the DDP wrapper even while an error's traceback holds the loop (distributed.stop)
+        if loop is not None:
             loop.stepper.forward = model
-    return Result(out, loop.step, loop.last_loss, loop.val, ckpt.best, time.perf_counter() - start, model.eval(),
-                  group.main)
 
 
 class Loop:
@@ -210,6 +210,14 @@ class Loop:
                  cfg: TrainConfig, out: Path, device: torch.device, group: distributed.Group = SINGLE):
         self.model, self.ckpt, self.train_ex, self.val_ex = model, ckpt, train_ex, val_ex
         self.cfg, self.out, self.device, self.group = cfg, out, device, group
+        self.full_batch = cfg.batch_size == 0 or cfg.batch_size >= len(train_ex)
+        self.rows = rows = len(train_ex) if self.full_batch else cfg.batch_size  # of a step's global batch
+        if rows < group.world:  # a rank without rows would have no loss to average
+            raise MakemoreError(f"a batch of {rows} rows cannot be shared by {group.world} processes: "
+                                f"use --batch-size >= {group.world}, or fewer processes")
+        if rows // group.world < 2 and any(isinstance(m, BATCH_NORMS) for m in model.modules()):
+            raise MakemoreError("BatchNorm needs at least 2 rows in a batch to take their statistics: "
+                                "use --batch-size >= 2" + (" per process" if group.active else ""))
         model.to(device)
         forward = model
         if group.active:  # gradients averaged over the ranks during backward
@@ -222,14 +230,6 @@ class Loop:
         self.step = 0
         self.last_loss: float | None = None
         self.val: float | None = None
-        self.full_batch = cfg.batch_size == 0 or cfg.batch_size >= len(train_ex)
-        self.rows = rows = len(train_ex) if self.full_batch else cfg.batch_size  # of a step's global batch
-        if rows < group.world:  # a rank without rows would have no loss to average
-            raise MakemoreError(f"a batch of {rows} rows cannot be shared by {group.world} processes: "
-                                f"use --batch-size >= {group.world}, or fewer processes")
-        if rows // group.world < 2 and any(isinstance(m, BATCH_NORMS) for m in model.modules()):
-            raise MakemoreError("BatchNorm needs at least 2 rows in a batch to take their statistics: "
-                                "use --batch-size >= 2" + (" per process" if group.active else ""))
 
     @property
     def targets_per_step(self) -> int:
