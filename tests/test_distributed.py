@@ -159,3 +159,31 @@ def test_the_cli_in_a_process_that_is_no_rank_returns(monkeypatch, capsys):
     monkeypatch.setattr("makemore.cli._leave", lambda code: pytest.fail(f"the process was ended ({code})"))
     assert main(["models"]) == 0 and console() == 0
     assert capsys.readouterr().out.count("transformer") >= 2
+
+
+OWN_GROUP_SCRIPT = """
+import os, sys
+import torch.distributed as dist
+from makemore import training as train
+from makemore.data import load_corpus
+
+cfg = train.TrainConfig(steps=6, batch_size=8, optimizer="sgd", lr=0.1, eval_interval=3, seed=1)
+dist.init_process_group("gloo")
+for k in range(2):  # (torch cannot join a group again after leaving one: both runs need the caller's)
+    r = train.train("mlp", {"n_hidden": 16}, load_corpus(sys.argv[1]), cfg, f"{sys.argv[2]}/{k}", progress=False)
+    os.write(1, f"rank {os.environ['RANK']} run {k}: step {r.step}, group {dist.is_initialized()}\\n".encode())
+dist.destroy_process_group()
+"""
+
+
+def test_a_group_the_caller_made_is_used_and_left_to_the_caller(tmp_path, tiny_names):
+    # train() once left every group it met, the caller's too: a second run in the same processes then hung.
+    script = tmp_path / "own.py"
+    script.write_text(OWN_GROUP_SCRIPT)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script),
+           str(tiny_names), str(tmp_path)]
+    env = {**{k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE")}, "OMP_NUM_THREADS": "1"}
+    r = _run(cmd, env, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert sorted(line for line in r.stdout.splitlines() if line.startswith("rank ")) == [
+        f"rank {rank} run {k}: step 6, group True" for rank in (0, 1) for k in (0, 1)]

@@ -67,16 +67,17 @@ def start(group: Group, device: torch.device) -> torch.device:
     if device.type == "cuda":
         device = torch.device("cuda", group.local_rank)
         torch.cuda.set_device(device)
-    if not dist.is_initialized():
+    if not dist.is_initialized():  # (a group the caller made is used as it is, and left to the caller)
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-        global _joined
+        global _joined, _owned
         if not _joined:  # (once per process)
             atexit.register(gc.collect)  # what an error kept alive past stop() below goes before the teardown
-        _joined = True
+        _joined = _owned = True
     return device
 
 
-_joined = False
+_joined = False  # this process has been a rank of a group it made
+_owned = False  # the current group is the one start() made
 
 
 def joined() -> bool:
@@ -108,6 +109,9 @@ def stop(group: Group) -> None:
     interpreter's teardown, their gloo threads reached for a Python already gone, and the rank aborted now and
     again ("terminate called without an active exception"). The CLI also ends its ranks without that teardown
     (cli.console)."""
+    global _owned
     if group.active and torch.distributed.is_initialized():
         gc.collect()
-        torch.distributed.destroy_process_group()
+        if _owned:
+            torch.distributed.destroy_process_group()
+            _owned = False
