@@ -25,11 +25,21 @@ def makemore(*args, ranks=1):
     if ranks > 1:
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={ranks}",
                "-m", "makemore", *args]
-    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
-    env = {**env, "OMP_NUM_THREADS": "1", "PYTHONFAULTHANDLER": "1"}  # SIGABRT prints a rank's Python stacks
-    r = _run(cmd, env)
+    r = _run(cmd, _env())
     assert r.returncode == 0, r.stderr
     return r
+
+
+def _env():
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    return {**env, "OMP_NUM_THREADS": "1", "PYTHONFAULTHANDLER": "1"}  # SIGABRT prints a rank's Python stacks
+
+
+def _two_ranks_of(script, *args, timeout=120):
+    """A Python script of ours run as 2 torchrun ranks (not asserted to succeed)."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script),
+           *map(str, args)]
+    return _run(cmd, _env(), timeout)
 
 
 def _run(cmd, env, timeout=120):
@@ -134,10 +144,7 @@ def test_no_rank_takes_its_ddp_wrapper_into_the_interpreters_teardown(tmp_path, 
     # again ("terminate called without an active exception"), and torchrun killed rank 0 before it reported.
     script = tmp_path / "ranks.py"
     script.write_text(RANKS_SCRIPT)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script),
-           str(tiny_names), error, str(tmp_path / "out")]
-    env = {**{k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE")}, "OMP_NUM_THREADS": "1"}
-    r = _run(cmd, env)
+    r = _two_ranks_of(script, tiny_names, error, tmp_path / "out")
     assert (r.returncode == 0) == (error != "uncaught"), r.stderr
     lines = sorted(line for line in r.stdout.splitlines() if line.startswith("rank "))
     at_exit = ["rank 0 at exit: 0 DDP", "rank 1 at exit: 0 DDP"]
@@ -180,10 +187,7 @@ def test_a_group_the_caller_made_is_used_and_left_to_the_caller(tmp_path, tiny_n
     # train() once left every group it met, the caller's too: a second run in the same processes then hung.
     script = tmp_path / "own.py"
     script.write_text(OWN_GROUP_SCRIPT)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script),
-           str(tiny_names), str(tmp_path)]
-    env = {**{k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE")}, "OMP_NUM_THREADS": "1"}
-    r = _run(cmd, env, timeout=60)
+    r = _two_ranks_of(script, tiny_names, tmp_path, timeout=60)
     assert r.returncode == 0, r.stderr
     assert sorted(line for line in r.stdout.splitlines() if line.startswith("rank ")) == [
         f"rank {rank} run {k}: step 6, group True" for rank in (0, 1) for k in (0, 1)]

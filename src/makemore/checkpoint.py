@@ -122,14 +122,13 @@ def load(out: str | Path, *, state: bool = True) -> Checkpoint:
     out = Path(out)
     if not out.is_dir():
         raise MakemoreError(f"no checkpoint: {out} is not a directory")
-    for attempt in range(10):
+    for _ in range(10):
         try:
             return _load(out, state)
         except _Replaced as e:  # a training run saved a newer checkpoint while this one was being read: read that
-            if attempt == 9:
-                raise MakemoreError(f"cannot read the checkpoint in {out}: it changed each time it was read ({e} "
-                                    "was replaced)") from None
-    raise AssertionError("unreachable")
+            replaced = e
+    raise MakemoreError(f"cannot read the checkpoint in {out}: it changed each time it was read ({replaced} was "
+                        "replaced)")
 
 
 class _Replaced(Exception):

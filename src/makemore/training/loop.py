@@ -198,9 +198,9 @@ def _train(model_name: str, model: models.LanguageModel, corpus: Corpus, cfg: Tr
             loop.run(progress, callbacks)
         return Result(out, loop.step, loop.last_loss, loop.val, ckpt.best, time.perf_counter() - start, model.eval(),
                       group.main)
-    finally:  # let go of the DDP wrapper even while an error's traceback holds the loop (distributed.stop)
+    finally:
         if loop is not None:
-            loop.stepper.forward = model
+            loop.close()
 
 
 class Loop:
@@ -230,6 +230,10 @@ class Loop:
         self.step = 0
         self.last_loss: float | None = None
         self.val: float | None = None
+
+    def close(self) -> None:
+        """Let go of the DDP wrapper, even while an error's traceback still holds the loop (distributed.stop)."""
+        self.stepper.forward = self.model
 
     @property
     def targets_per_step(self) -> int:
