@@ -150,7 +150,7 @@ def nanogpt_full_val(work: Path, out_dir: Path, text_path: Path) -> float:
 
     from makemore.batches import SequenceExamples
     from makemore.data import load_corpus
-    from makemore.training.evaluate import loss_fn
+    from makemore.training.loss import loss_fn
 
     model = load_nanogpt(work, out_dir)
     corpus = load_corpus(str(text_path), "text")

@@ -47,7 +47,8 @@ def test_train_sample_eval_and_plots(tiny_names, tmp_path, capsys):
             "--set", "n_hidden=32", "--quiet", "--samples", "3"]
     assert main(args) == 0
     printed = capsys.readouterr().out.splitlines()
-    assert printed[0].startswith("step 60: train loss") and len(printed) == 4
+    assert printed[0].startswith("step 60: train loss") and len(printed) == 5
+    assert printed[1].startswith("7,680 tokens trained at ") and "s (start-up " in printed[1]
     assert (tmp_path / "run" / "loss.png").stat().st_size > 1000
     assert main(["sample", "--out", out, "-n", "8", "--seed", "7"]) == 0
     first = capsys.readouterr().out
@@ -169,8 +170,8 @@ def test_text_mode_end_to_end(tmp_path, capsys):
     samples = capsys.readouterr().out.split("\n---\n")
     assert len(samples) == 2 and all(s.startswith("ROMEO:") and len(s.rstrip("\n")) == 46 for s in samples)
     assert "no 'test' split" in bad(capsys, "eval", "--out", out, "--split", "test")
-    assert "--unique needs a model trained on lines" in bad(capsys, "sample", "--out", out, "--unique")
-    assert main(["sample", "--out", out, "-n", "0"]) == 0 and capsys.readouterr().out == ""
+    assert "unique samples need a model trained on lines" in bad(capsys, "sample", "--out", out, "--unique")
+    assert "-n: must be between 1 and" in bad(capsys, "sample", "--out", out, "-n", "0")
 
 
 def test_more_bad_input(tmp_path, tiny_names, capsys):
@@ -199,7 +200,9 @@ def test_sampling_edge_cases(tmp_path, tiny_names, capsys):
     out = str(tmp_path / "run")
     assert main(["train", "--data", tiny_names, "--out", out, "--steps", "5", *FAST]) == 0
     capsys.readouterr()
-    assert main(["sample", "--out", out, "-n", "0"]) == 0 and capsys.readouterr().out.strip() == ""
+    assert "-n: must be between 1 and" in bad(capsys, "sample", "--out", out, "-n", "0")  # (it printed nothing)
+    assert "--max-tokens/--max-len: expected a whole number, got '1e11'" in bad(
+        capsys, "sample", "--out", out, "--max-tokens", "1e11")
     assert "temperature" in bad(capsys, "sample", "--out", out, "--temperature", "nan")
     assert main(["sample", "--out", out, "-n", "3", "--max-len", "0"]) == 0
     assert capsys.readouterr().out == "\n\n\n"
@@ -211,7 +214,13 @@ def test_runs_are_protected_and_resume_is_strict(tmp_path, tiny_names, capsys):
                  *FAST]) == 0
     capsys.readouterr()
     assert "cannot change when resuming" in bad(capsys, "train", "--out", str(out), "--resume", "--weight-decay", "0.1")
-    assert "drop --data" in bad(capsys, "train", "--out", str(out), "--resume", "--data", tiny_names)
+    assert "drop the preset" in bad(capsys, "train", "--out", str(out), "--resume", "--preset", "lecture2")
+    other = tmp_path / "other.txt"
+    other.write_text("zed\nzoe\n" * 20)
+    assert "was trained on different data" in bad(capsys, "train", "--out", str(out), "--resume", "--data", str(other))
+    # the run's own data may be named again: resuming says what it does
+    assert main(["train", "--out", str(out), "--resume", "--data", tiny_names, "--steps", "30", *FAST]) == 0
+    assert capsys.readouterr().err.splitlines()[1].startswith("resuming from step 20 to step 30")
     # --force replaces everything, the old best weights included
     assert main(["train", "--model", "bigram-counts", "--data", tiny_names, "--out", str(out), "--force",
                  *FAST]) == 0
@@ -285,7 +294,7 @@ def test_a_streamed_prompt_with_unknown_characters_prints_nothing(tmp_path, caps
     (["lr-find", "--num", "0"], "--num: must be between 2 and"),
     (["lr-find", "--max", "400"], "--max: must be between -30 and 30"),
     (["lr-find", "--min", "nan"], "--min: must be between -30 and 30"),
-    (["lr-find", "--min", "1", "--max", "0"], "--min (1) must be below --max (0)"),
+    (["lr-find", "--min", "1", "--max", "0"], "the lowest exponent (1) must be below the highest (0)"),
     (["diagnose", "--batch-size", "0"], "--batch-size: must be between 2 and"),
     (["diagnose", "--probe-steps", "-3"], "--probe-steps: must be between 0 and"),
     (["train", "--preset", "lecture4", "--batch-size", "1", "--steps", "3"], "BatchNorm needs at least 2 rows"),

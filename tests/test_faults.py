@@ -44,6 +44,11 @@ def saved_step(out: Path) -> int:
         return -1
 
 
+def assert_lock_free(out: Path) -> None:
+    with runlock.run_lock(out):  # (refused while another process holds it)
+        pass
+
+
 def leftovers(out: Path) -> list[str]:
     """Files of ours that no checkpoint names: what a kill during a checkpoint write leaves behind."""
     named = {f["name"] for f in json.loads((out / checkpoint.META).read_text())["files"].values()}
@@ -114,7 +119,7 @@ def test_kill_9_at_random_moments_then_resume_is_exact(tiny_names, tmp_path, cap
     metrics = [(d / "metrics.csv").read_text() for d in (out, tmp_path / "whole")]
     assert metrics[0] == metrics[1]  # every step's loss, exactly, and no row twice
     assert leftovers(out) == []  # what the kills left was cleaned up by later saves
-    assert not (out / runlock.LOCK).exists()
+    assert_lock_free(out)
 
 
 def test_second_training_into_the_same_folder_is_refused(tiny_names, tmp_path, capsys, forkserver):
@@ -136,21 +141,18 @@ def test_second_training_into_the_same_folder_is_refused(tiny_names, tmp_path, c
     step = checkpoint.load(out).step
     assert main(["train", "--out", str(out), "--resume", "--steps", str(step + 5), *FAST]) == 0
     assert capsys.readouterr().out.startswith(f"step {step + 5}:")
-    assert not (out / runlock.LOCK).exists()
+    assert_lock_free(out)
 
 
-def test_lock_without_flock_takes_over_a_dead_pid(tmp_path, monkeypatch):
-    monkeypatch.setattr(runlock, "fcntl", None)
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
+def test_lock_is_refused_while_held_and_free_after(tmp_path):
     out = tmp_path / "run"
-    out.mkdir()
-    (out / runlock.LOCK).write_text(f"{dead.pid}\n")
-    with runlock.RunLock(out):
+    with runlock.run_lock(out):
         assert (out / runlock.LOCK).read_text() == f"{os.getpid()}\n"
-        with pytest.raises(runlock.MakemoreError, match=f"process {os.getpid()} is training"):
-            runlock.RunLock(out).__enter__()
-    assert not (out / runlock.LOCK).exists() and out.is_dir()
+        with pytest.raises(runlock.MakemoreError, match=f"process {os.getpid()} is training"), runlock.run_lock(out):
+            pass
+    with runlock.run_lock(out):  # released, also for this process
+        pass
+    assert not out.exists()  # the lock made the folder and nothing was written into it
 
 
 def test_nan_loss_names_the_step_and_keeps_the_last_good_checkpoint(tiny_names, tmp_path, capsys):
@@ -207,11 +209,13 @@ def test_full_disk_keeps_the_previous_checkpoint_whole(tiny_names, tmp_path, cap
     r = run_limited(2000, "train", "--out", str(out), "--resume", "--steps", "40", *FAST)
     lines = r.stderr.strip().splitlines()
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
-    assert len(lines) == 2 and lines[0].startswith("training mlp"), r.stderr  # it had started
-    assert lines[1] == f"makemore: error: cannot write to {out}: File too large; the last checkpoint in {out} was kept"
+    assert len(lines) == 3 and lines[0].startswith("training mlp"), r.stderr  # it had started
+    assert lines[1].startswith("resuming from step 20 to step 40; the learning-rate schedule is the one planned")
+    assert lines[2] == f"makemore: error: cannot write to {out}: File too large; the last checkpoint in {out} was kept"
     after = {p.name: p.read_bytes() for p in out.iterdir() if p.name.endswith((".json", ".safetensors", ".tmp"))}
     assert after == before  # the previous checkpoint, byte for byte; no temporary file, no half a new one
-    assert checkpoint.load(out).step == 20 and not (out / runlock.LOCK).exists()
+    assert checkpoint.load(out).step == 20
+    assert_lock_free(out)
     # not even the lock fits: known before any data is read or any training starts
     fresh = tmp_path / "fresh"
     r = run_limited(0, "train", "--data", tiny_names, "--out", str(fresh), *TINY, *FAST)
@@ -227,7 +231,7 @@ def test_a_lock_file_is_not_a_checkpoint(tiny_names, tmp_path, capsys):
     (out / ".weights-00000001-abcdef.safetensors.x1y2z3.tmp").write_bytes(b"half")
     assert "nothing to resume" in one_line_error(capsys, main(["train", "--out", str(out), "--resume", *FAST]))
     assert main(["train", "--data", tiny_names, "--out", str(out), "--steps", "3", *TINY, *FAST]) == 0
-    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == []
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == [runlock.LOCK]  # no leftovers
     ck = checkpoint.load(out)
     assert load_file(str(out / json.loads((out / checkpoint.META).read_text())["files"]["weights"]["name"]))
     assert ck.step == 3

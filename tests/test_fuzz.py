@@ -33,7 +33,7 @@ def cli(capsys, *argv: str) -> int:
         code = e.code
     err = capsys.readouterr().err
     assert "Traceback" not in err, err
-    lines = [ln for ln in err.strip().splitlines() if not ln.startswith("training ")]  # the start of a run
+    lines = [ln for ln in err.strip().splitlines() if not ln.startswith(("training ", "resuming "))]  # run starts
     assert code in (0, 2), err
     if code == 2:
         assert len(lines) == 1 and lines[0].startswith("makemore: error:"), err

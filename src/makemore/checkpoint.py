@@ -24,7 +24,7 @@ from safetensors.torch import save as st_save
 
 from makemore.atomic import atomic_write
 from makemore.errors import MakemoreError
-from makemore.limits import MAX_INT
+from makemore.limits import MAX_INT, is_whole
 
 FORMAT = "makemore-checkpoint/1"
 META = "checkpoint.json"
@@ -191,10 +191,6 @@ def _first_line(e: BaseException) -> str:
     return text.splitlines()[0][:200] if text else type(e).__name__
 
 
-def _is_int(x: object, low: int = 0, high: int = MAX_INT) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool) and low <= x <= high
-
-
 def _check_numbers(x: object, where: str, depth: int = 0) -> None:
     """No integer beyond 64 bits and no non-finite float anywhere in the settings (json reads 1e999 as inf)."""
     if depth > 20:
@@ -223,12 +219,12 @@ def _check_meta(meta: dict[str, Any]) -> None:
     for key in ("best", "state_meta"):
         if not isinstance(meta.get(key) or {}, dict):
             raise _Bad(f"{key} must be an object")
-    if not _is_int(meta["step"]):
+    if not is_whole(meta["step"]):
         raise _Bad(f"step must be a whole number from 0 to 2**63-1, not {str(meta['step'])[:30]}")
     for key in ("config", "train", "best"):
         _check_numbers(meta.get(key), key)
     best = meta.get("best") or {}
-    if best and not (_is_int(best.get("step")) and isinstance(best.get("val"), int | float)
+    if best and not (is_whole(best.get("step")) and isinstance(best.get("val"), int | float)
                      and not isinstance(best.get("val"), bool)):
         raise _Bad("best must hold a step and a val loss")
     vocab, data = meta["vocab"], meta["data"]
@@ -282,8 +278,8 @@ def _check_header(data: bytes) -> int:
         if not isinstance(entry, dict) or entry.get("dtype") not in _DTYPE_BYTES:
             raise ValueError(f"tensor {name!r}: unknown dtype")
         shape, offsets = entry.get("shape"), entry.get("data_offsets")
-        if not (isinstance(shape, list) and all(_is_int(d) for d in shape) and isinstance(offsets, list)
-                and len(offsets) == 2 and all(_is_int(o, 0, body) for o in offsets) and offsets[0] <= offsets[1]):
+        if not (isinstance(shape, list) and all(is_whole(d) for d in shape) and isinstance(offsets, list)
+                and len(offsets) == 2 and all(is_whole(o, 0, body) for o in offsets) and offsets[0] <= offsets[1]):
             raise ValueError(f"tensor {name!r}: shape or offsets out of range")
         numel = math.prod(shape)
         if numel * _DTYPE_BYTES[entry["dtype"]] != offsets[1] - offsets[0]:

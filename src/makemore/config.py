@@ -4,10 +4,12 @@ unknown names and wrong types instead of a TypeError deep inside a model."""
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from typing import Any, TypeVar
 
 from makemore.errors import MakemoreError
+from makemore.limits import is_whole
 
 T = TypeVar("T")
 
@@ -26,7 +28,7 @@ def _fits(value: Any, hint: Any) -> tuple[bool, Any]:
     if hint is bool:
         return isinstance(value, bool), value
     if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool), value
+        return is_whole(value, -math.inf, math.inf), value  # (the settings' own checks give the range)
     if hint is float:
         ok = isinstance(value, int | float) and not isinstance(value, bool)
         return ok, float(value) if ok else value

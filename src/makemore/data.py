@@ -15,6 +15,7 @@ from typing import Literal
 import torch
 
 from makemore.errors import MakemoreError
+from makemore.limits import is_whole
 
 Mode = Literal["lines", "text"]
 BOUNDARY = "."  # how token 0 is shown in lines mode, as in the lectures, when '.' is not a character of the data
@@ -243,7 +244,7 @@ def load_corpus(data: str, mode: str = "auto", seed: int = 42, vocab: Vocab | No
 def training_corpus(data: dict, vocab: Vocab) -> Corpus:
     """The file a checkpoint was trained on (its `data` record), split as it was; refused if it changed since."""
     seed = data.get("split_seed", 42)
-    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**63:
+    if not is_whole(seed):
         raise MakemoreError(f"corrupt checkpoint: the split seed {seed!r} is not a whole number")
     corpus = load_corpus(data["source"], data["mode"], seed=seed, vocab=vocab)
     if corpus.fingerprint != data.get("sha256"):

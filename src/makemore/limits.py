@@ -11,6 +11,15 @@ from makemore.errors import MakemoreError
 
 MAX_INT = 2**63 - 1  # every integer a checkpoint holds fits in 64 bits, as torch's seeds and counters do
 
+MAX_SAMPLES = 100_000  # samples drawn in one batch: more would not fit in memory with any context
+MAX_LEN = 1_000_000  # new tokens per sample
+
+
+def is_whole(x: object, low: float = 0, high: float = MAX_INT) -> bool:
+    """An int from low to high (bool is an int to Python, never a count or a seed here)."""
+    return isinstance(x, int) and not isinstance(x, bool) and low <= x <= high
+
+
 # Training holds each parameter about four times (weights, gradients, two AdamW moments), in float32.
 BYTES_PER_TRAINED_VALUE = 16
 

@@ -16,12 +16,11 @@ if TYPE_CHECKING:
 
 
 def _figure(**kw) -> Figure:
-    import matplotlib
-
-    matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
-    return Figure(**kw)  # not pyplot: no global state, nothing left open between figures
+    # Not pyplot and no matplotlib.use(): no global state changed (a notebook keeps its backend), nothing left
+    # open between figures; savefig renders with Agg whatever the backend.
+    return Figure(**kw)
 
 
 def save(fig: Figure, path: str | Path, dpi: int = 100) -> Path:
@@ -34,6 +33,10 @@ def save(fig: Figure, path: str | Path, dpi: int = 100) -> Path:
 
 
 def counts_heatmap(counts: torch.Tensor, itos: Sequence[str], path: str | Path) -> Path:
+    return save(counts_figure(counts, itos), path)
+
+
+def counts_figure(counts: torch.Tensor, itos: Sequence[str]) -> Figure:
     """The lecture's bigram table: each cell shows the pair of characters and how often it occurs."""
     n = len(itos)
     fig = _figure(figsize=(n * 0.6, n * 0.6))
@@ -44,11 +47,16 @@ def counts_heatmap(counts: torch.Tensor, itos: Sequence[str], path: str | Path) 
             ax.text(j, i, itos[i] + itos[j], ha="center", va="bottom", color="gray", fontsize=7)
             ax.text(j, i, str(int(counts[i, j])), ha="center", va="top", color="gray", fontsize=7)
     ax.set_axis_off()
-    return save(fig, path)
+    return fig
 
 
 def loss_curve(metrics_csv: str | Path, path: str | Path) -> Path | None:
-    """log10 of the training loss per step, its running mean, and the val evaluations."""
+    fig = loss_figure(metrics_csv, title=Path(metrics_csv).parent.name)
+    return None if fig is None else save(fig, path)
+
+
+def loss_figure(metrics_csv: str | Path, title: str | None = None) -> Figure | None:
+    """log10 of the training loss per step, its running mean, and the val evaluations (None: no losses yet)."""
     import numpy as np
 
     from makemore.training import read_metrics
@@ -73,7 +81,9 @@ def loss_curve(metrics_csv: str | Path, path: str | Path) -> Path | None:
     ax.set_ylabel("log10 loss")
     ax.grid(alpha=0.3)
     ax.legend()
-    return save(fig, path)
+    if title:
+        ax.set_title(title)
+    return fig
 
 
 def embedding_scatter(C: torch.Tensor, itos: Sequence[str], path: str | Path) -> Path:

@@ -1,12 +1,23 @@
 """Training: the loop (loop.py), its settings (config.py), optimisers, schedules and the one step (optim.py),
-the loss and evaluation (evaluate.py), and what a run records (metrics.py)."""
+the loss and evaluation (loss.py), and what a run records (metrics.py).
 
-from makemore.training.config import TrainConfig
-from makemore.training.evaluate import calibrate_batchnorm, evaluate, loss_fn
-from makemore.training.loop import Interrupted, Result, StepInfo, build_model, saved_run, train
-from makemore.training.metrics import METRICS, read_metrics
-from makemore.training.optim import OPTIMIZERS, Stepper, lr_at, resolve_device
+Names are imported on first use, so that reading the settings (config.py, e.g. to build the CLI's flags) does not
+import torch."""
 
-__all__ = ["METRICS", "OPTIMIZERS", "Interrupted", "Result", "StepInfo", "Stepper", "TrainConfig", "build_model",
-           "calibrate_batchnorm", "evaluate", "loss_fn", "lr_at", "read_metrics", "resolve_device", "saved_run",
-           "train"]
+import importlib
+
+_WHERE = {
+    "TrainConfig": "config",
+    "calibrate_batchnorm": "loss", "evaluate": "loss", "loss_fn": "loss",
+    "Interrupted": "loop", "Result": "loop", "StepInfo": "loop", "build_model": "loop", "saved_run": "loop",
+    "train": "loop",
+    "METRICS": "metrics", "read_metrics": "metrics",
+    "OPTIMIZERS": "optim", "Stepper": "optim", "lr_at": "optim", "resolve_device": "optim",
+}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)

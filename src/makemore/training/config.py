@@ -4,49 +4,63 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from makemore.config import build as build_settings
 from makemore.errors import MakemoreError
-from makemore.limits import MAX_INT
+from makemore.limits import MAX_INT, is_whole
 
 OPTIMIZER_NAMES = ("sgd", "adamw")
 MAX_THREADS = 1024
 SCHEDULE_NAMES = ("constant", "step", "cosine")
 
 
+def setting(default: Any, help: str, *, cli: bool = True, **options: Any) -> Any:
+    """A training setting with its help text: the CLI's `train` flags are generated from these fields (`options`
+    are extra argparse options, e.g. choices; cli=False for a setting that has no flag)."""
+    return field(default=default, metadata={"help": help, "flag": options if cli else None})
+
+
 @dataclass
 class TrainConfig:
-    steps: int = 10_000
-    batch_size: int = 32  # 0: the whole training split every step (full-batch gradient descent)
-    optimizer: str = "adamw"  # sgd | adamw
-    lr: float = 1e-2
-    momentum: float = 0.0  # sgd only
-    betas: tuple[float, float] = (0.9, 0.99)
-    weight_decay: float = 0.0  # on matrices only
-    schedule: str = "constant"  # constant | step | cosine
-    milestones: tuple[int, ...] = ()  # step schedule: multiply the rate by gamma at each of these steps
-    gamma: float = 0.1
-    warmup: int = 0  # cosine: steps of linear warm-up
-    min_lr: float = 0.0  # cosine: the rate it decays to
-    grad_clip: float = 0.0  # max global grad norm; 0 = off
-    eval_interval: int = 1000  # steps between evaluations (and checkpoints); the last step always evaluates
-    eval_max: int = 0  # targets per evaluation; 0 = the full val split
-    calibrate_bn: bool = False  # after training, set BatchNorm statistics from the whole training split
-    train_split: str = "train"  # "all": fit every item of the file (the lecture-1 count figures)
-    seed: int = 1337
-    device: str = "auto"
-    threads: int = 0  # 0: one thread for a step of little work or a recurrent model, else torch's default
-    compile: bool = False
-    autocast: str = "auto"  # auto (bf16 on CUDA that has it) | bf16 | off
+    steps: int = setting(10_000, "optimisation steps in all (a resumed run continues up to this step)")
+    batch_size: int = setting(32, "examples per step; 0 means the whole training split every step (full-batch "
+                                  "descent)")
+    optimizer: str = setting("adamw", "the optimiser", choices=OPTIMIZER_NAMES)
+    lr: float = setting(1e-2, "learning rate, a finite number > 0 (the peak rate of a schedule)")
+    momentum: float = setting(0.0, "SGD momentum, in [0, 1)")
+    betas: tuple[float, float] = setting((0.9, 0.99), "AdamW's betas", cli=False)
+    weight_decay: float = setting(0.0, "weight decay, on matrices only")
+    schedule: str = setting("constant", "learning-rate schedule", choices=SCHEDULE_NAMES)
+    milestones: tuple[int, ...] = setting((), "step schedule: steps where lr *= gamma", nargs="*", type=int)
+    gamma: float = setting(0.1, "step schedule: the factor at each milestone")
+    warmup: int = setting(0, "cosine schedule: steps of linear warm-up")
+    min_lr: float = setting(0.0, "cosine schedule: the rate it decays to")
+    # Where the schedule ends (0: at `steps`). A resumed run given more steps keeps the schedule it was planned
+    # with and goes on at its final rate, so its loss does not jump when the rate would be re-planned.
+    schedule_steps: int = setting(0, "the step where the schedule ends (0: --steps)", cli=False)
+    grad_clip: float = setting(0.0, "max global gradient norm; 0 = off")
+    eval_interval: int = setting(1000, "steps between evaluations on val (and checkpoints); the last step always "
+                                       "evaluates")
+    eval_max: int = setting(0, "target characters per evaluation; 0 means the whole val split")
+    calibrate_bn: bool = setting(False, "after training, set BatchNorm statistics from the training split")
+    train_split: str = setting("train", "the split to fit: train (default) or all (the lecture-1 count figures)",
+                               choices=("train", "all"))
+    seed: int = setting(1337, "seed of the initialisation, the batches and dropout")
+    device: str = setting("auto", "cpu, cuda, cuda:N or auto")
+    threads: int = setting(0, "CPU threads; 0 chooses (one for a small step or a recurrent model, else all)")
+    compile: bool = setting(False, "torch.compile the model")
+    autocast: str = setting("auto", "bf16 autocast: auto (on CUDA with bf16), bf16 (also on CPU) or off",
+                            choices=("auto", "bf16", "off"))
+
+    @property
+    def schedule_end(self) -> int:
+        return self.schedule_steps or self.steps
 
     def __post_init__(self) -> None:
         def finite(x: float) -> bool:
             return math.isfinite(x)
-
-        def whole(x: object) -> bool:  # (a hand-edited checkpoint.json can hold anything in a list)
-            return isinstance(x, int) and not isinstance(x, bool)
 
         def number(x: object) -> bool:
             return isinstance(x, int | float) and not isinstance(x, bool)
@@ -69,10 +83,12 @@ class TrainConfig:
              f"--weight-decay must be a finite number >= 0, not {self.weight_decay}"),
             (finite(self.grad_clip) and self.grad_clip >= 0,
              f"--grad-clip must be a finite number >= 0 (0: off), not {self.grad_clip}"),
+            (0 <= self.schedule_steps <= MAX_INT, f"schedule_steps must be between 0 and 2**63-1, not "
+                                                 f"{self.schedule_steps}"),
             (0 <= self.warmup <= MAX_INT, f"--warmup must be between 0 and 2**63-1, not {self.warmup}"),
             (0 <= self.eval_max <= MAX_INT, f"--eval-max must be between 0 (the whole split) and 2**63-1, not "
                                             f"{self.eval_max}"),
-            (all(whole(m) and 0 <= m <= MAX_INT for m in self.milestones),
+            (all(is_whole(m) for m in self.milestones),
              f"--milestones must be steps between 0 and 2**63-1, not {list(self.milestones)}"),
             (0 <= self.seed <= MAX_INT, f"--seed must be between 0 and 2**63-1, not {self.seed}"),
             (0 <= self.threads <= MAX_THREADS, f"--threads must be between 0 (automatic) and {MAX_THREADS}, "

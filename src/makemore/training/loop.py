@@ -25,9 +25,9 @@ from makemore.limits import MAX_INT
 from makemore.training import distributed
 from makemore.training.allocator import keep_freed_memory
 from makemore.training.config import TrainConfig
-from makemore.training.evaluate import calibrate_batchnorm, evaluate
+from makemore.training.loss import calibrate_batchnorm, evaluate
 from makemore.training.metrics import METRICS, MetricsLog, progress_bar
-from makemore.training.optim import Stepper, resolve_device
+from makemore.training.optim import Stepper, lr_at, resolve_device
 
 logger = logging.getLogger("makemore")
 SINGLE = distributed.Group()  # one process, no torchrun
@@ -97,12 +97,24 @@ class StepInfo:
 class Result:
     out: Path
     step: int
-    train_loss: float | None  # the last step's batch loss (counting models: the whole training split's)
+    train_loss: float | None  # the training split's loss, evaluated as val is (not a batch's)
     val_loss: float | None
     best: dict[str, Any] = field(default_factory=dict)
-    seconds: float = 0.0
+    seconds: float = 0.0  # this call's training, evaluations included
     model: models.LanguageModel | None = None  # the trained model, last weights, in eval mode
     main: bool = True  # False on the other ranks of a distributed run: they report nothing
+    last_batch_loss: float | None = None
+    eval_seconds: float = 0.0  # of `seconds`, spent evaluating and saving
+    tokens: int = 0  # target tokens trained on in this call (all ranks)
+    startup_seconds: float = 0.0  # reading the data and building the model (set by the API)
+
+    @property
+    def tokens_per_second(self) -> float:
+        busy = self.seconds - self.eval_seconds
+        return self.tokens / busy if busy > 0 else 0.0
+
+
+TRAIN_EVAL_MAX = 1 << 20  # targets of the training split evaluated at the end (all of a names file)
 
 
 def build_model(name: str, config: dict[str, Any], vocab_size: int, seed: int) -> models.LanguageModel:
@@ -186,18 +198,27 @@ def _train(model_name: str, model: models.LanguageModel, corpus: Corpus, cfg: Tr
             logger.info(f"training {model_name} ({n_params:,} parameters) on {corpus.source} "
                         f"({corpus.mode} mode, {corpus.vocab.size} tokens, {train_ex.n_targets:,} targets) -> {out}"
                         + (f" on {group.world} processes" if group.active else ""))
+            if loop is not None and resume:
+                logger.info(loop.describe_resume())
         start = time.perf_counter()
         if loop is None:  # counting models: one pass over the data is the whole training
             model.fit(*train_ex.all())
             ckpt.weights = model.state_dict()
             checkpoint.save(out, ckpt)
             val = evaluate(model, val_ex) if len(val_ex) else None
-            return Result(out, 0, evaluate(model, train_ex), val, seconds=time.perf_counter() - start,
-                          model=model.eval())
+            train_loss = evaluate(model, train_ex)
+            return Result(out, 0, train_loss, val, seconds=time.perf_counter() - start, model=model.eval(),
+                          last_batch_loss=train_loss, tokens=train_ex.n_targets)
+        first = loop.step
         with _threads(cfg, device, model, loop.targets_per_step):
             loop.run(progress, callbacks)
-        return Result(out, loop.step, loop.last_loss, loop.val, ckpt.best, time.perf_counter() - start, model.eval(),
-                      group.main)
+            train_loss = None
+            if group.main:  # as val is evaluated, on up to TRAIN_EVAL_MAX targets (a batch's loss is noise)
+                began = time.perf_counter()
+                train_loss = evaluate(model, train_ex, device, cfg.eval_max or TRAIN_EVAL_MAX)
+                loop.eval_seconds += time.perf_counter() - began
+        return Result(out, loop.step, train_loss, loop.val, ckpt.best, time.perf_counter() - start, model.eval(),
+                      group.main, loop.last_loss, loop.eval_seconds, (loop.step - first) * loop.targets_per_step)
     finally:
         if loop is not None:
             loop.close()
@@ -230,6 +251,7 @@ class Loop:
         self.step = 0
         self.last_loss: float | None = None
         self.val: float | None = None
+        self.eval_seconds = 0.0
 
     def close(self) -> None:
         """Let go of the DDP wrapper, even while an error's traceback still holds the loop (distributed.stop)."""
@@ -270,6 +292,14 @@ class Loop:
         self.ckpt.best = saved.best
         self.step = saved.step
 
+    def describe_resume(self) -> str:
+        end = self.cfg.schedule_end
+        plan = "" if end == self.cfg.steps or self.cfg.schedule != "cosine" else (
+            f"; the learning-rate schedule is the one planned for {end:,} steps"
+            + (f", and steps after it use its final rate {lr_at(end, self.cfg):.3g}" if end < self.cfg.steps
+               else ""))
+        return f"resuming from step {self.step:,} to step {self.cfg.steps:,}{plan}"
+
     def _seed_rank(self, step: int) -> None:
         """Ranks after the first draw their own dropout masks (torch's generator, seeded apart from rank 0's,
         which is the single-process run's): with the same seed every rank would drop the same units of its rows."""
@@ -295,6 +325,11 @@ class Loop:
     def evaluate_and_save(self, log: MetricsLog | None) -> None:
         if log is None:  # not the main rank
             return
+        began = time.perf_counter()
+        self._evaluate_and_save(log)
+        self.eval_seconds += time.perf_counter() - began
+
+    def _evaluate_and_save(self, log: MetricsLog) -> None:
         if self.step == self.cfg.steps and self.cfg.calibrate_bn:  # (before `final` below: the same condition)
             calibrate_batchnorm(self.model, self.train_ex, self.device)
         self.val = evaluate(self.model, self.val_ex, self.device, self.cfg.eval_max) if len(self.val_ex) else None
@@ -324,8 +359,6 @@ class Loop:
 
     def run(self, progress: bool, callbacks: Sequence[Callable[[StepInfo], None]]) -> None:
         cfg, out = self.cfg, self.out
-        from makemore.training.optim import lr_at
-
         with _StopOnSignal() as stop:
             main = self.group.main
             log = MetricsLog(out / METRICS, self.step) if main else None

@@ -14,7 +14,7 @@ from torch import Tensor
 
 from makemore.errors import MakemoreError
 from makemore.training.config import TrainConfig
-from makemore.training.evaluate import loss_fn
+from makemore.training.loss import loss_fn
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -28,7 +28,7 @@ def _step_schedule(step: int, cfg: TrainConfig) -> float:
 def _cosine_schedule(step: int, cfg: TrainConfig) -> float:
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
-    progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    progress = (step - cfg.warmup) / max(1, cfg.schedule_end - cfg.warmup)
     return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * min(progress, 1.0)))
 
 
