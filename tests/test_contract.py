@@ -60,6 +60,15 @@ def build(name: str, vocab_size: int = 11) -> LanguageModel:
     return models.build(name, models.make_config(name, vocab_size=vocab_size, **small(name))).eval()
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Models this small run best on one thread: two hand every tiny operation across (twice the CPU time)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     path = tmp_path_factory.mktemp("data") / "names.txt"
