@@ -1,79 +1,15 @@
-"""Every model of the zoo through the one contract: shapes, causality, learning, checkpoints, generation."""
-
-import math
+"""Sequence models and generation: the lectures' WaveNet, sequence batches, sampling options and edge cases.
+What every registered model must do (shapes, causality, caches, checkpoints) is tests/test_contract.py."""
 
 import pytest
 import torch
+from test_contract import build, small
 
 from makemore import models
 from makemore import training as train
 from makemore.batches import IGNORE, SequenceExamples, examples_for
-from makemore.checkpoint import load_model
 from makemore.data import Vocab, load_corpus
-from makemore.sampling import generate, next_token_probs, stream
-
-SMALL = {
-    "rnn": {"block_size": 8, "n_embd": 8, "n_hidden": 16},
-    "gru": {"block_size": 8, "n_embd": 8, "n_hidden": 16},
-    "lstm": {"block_size": 8, "n_embd": 8, "n_hidden": 16},
-    "bow": {"block_size": 8, "n_embd": 8, "n_hidden": 16},
-    "transformer": {"block_size": 8, "n_layer": 2, "n_head": 2, "n_embd": 16},
-}
-SEQUENCE = list(SMALL)
-
-
-def build(name, vocab_size=11, **over):
-    torch.manual_seed(0)
-    return models.build(name, models.make_config(name, vocab_size=vocab_size, **{**SMALL[name], **over})).eval()
-
-
-@pytest.mark.parametrize("name", SEQUENCE)
-def test_shapes(name):
-    m = build(name)
-    assert m.kind == "sequence"
-    for T in (1, 5, 8):
-        assert m(torch.randint(0, 11, (3, T))).shape == (3, T, 11)
-
-
-@pytest.mark.parametrize("name", SEQUENCE)
-def test_causal(name):
-    """Changing a later character never changes an earlier position's logits."""
-    m = build(name)
-    x = torch.randint(0, 11, (2, 8), generator=torch.Generator().manual_seed(1))
-    base = m(x)
-    for j in range(8):
-        y = x.clone()
-        y[:, j] = (y[:, j] + 1) % 11
-        out = m(y)
-        torch.testing.assert_close(out[:, :j], base[:, :j], rtol=0, atol=1e-6)
-        assert not torch.allclose(out[:, j:], base[:, j:])  # and it does change the later ones
-
-
-@pytest.mark.parametrize("name", SEQUENCE)
-def test_cached_forward_equals_forward(name):
-    m = build(name)
-    x = torch.randint(0, 11, (2, 8))
-    full = m(x)
-    state, parts = None, []
-    for a, b in ((0, 3), (3, 4), (4, 8)):  # a prefill, one token, then several after a filled cache
-        out, state = (m.forward_cached(x[:, a:b], state) if m.cached else (m(x[:, :b])[:, a:b], None))
-        parts.append(out)
-    torch.testing.assert_close(torch.cat(parts, dim=1), full, rtol=1e-5, atol=1e-5)
-
-
-@pytest.mark.parametrize("name", [*SEQUENCE, "wavenet"])
-def test_learns_and_round_trips(name, tiny_names, tmp_path):
-    corpus = load_corpus(tiny_names)
-    config = SMALL.get(name, {"block_size": 4, "n_embd": 8, "n_hidden": 16})
-    cfg = train.TrainConfig(steps=150, batch_size=16, lr=1e-2, eval_interval=150, seed=1)
-    r = train.train(name, config, corpus, cfg, tmp_path, progress=False)
-    uniform = math.log(corpus.vocab.size)
-    assert r.val_loss < uniform - 0.8, (r.val_loss, uniform)
-    loaded = load_model(tmp_path, "last")
-    x = torch.randint(0, corpus.vocab.size, (2, r.model.block_size))
-    torch.testing.assert_close(loaded.model(x), r.model(x), rtol=0, atol=0)
-    val = examples_for(loaded.model, corpus.items("val"), corpus.vocab)
-    assert train.evaluate(loaded.model, val) == pytest.approx(r.val_loss, abs=1e-6)
+from makemore.sampling import generate, next_token_probs
 
 
 def test_wavenet_is_the_lectures_network():
@@ -111,24 +47,10 @@ def test_text_windows_cover_every_target_once():
     assert x.shape == y.shape == (5, 4) and torch.equal(x[:, 1:], y[:, :-1])
 
 
-@pytest.mark.parametrize("name", ["transformer", "gru", "lstm"])
-def test_cached_and_uncached_generation_are_identical(name):
-    """Past the block size too: the cached model restarts its window exactly where the uncached one does."""
-    vocab = Vocab.build("abcdefghij", "text")
-    m = build(name, vocab_size=vocab.size)
-    kw = {"prompt": "abc", "max_len": 30, "temperature": 1.5}
-    a = generate(m, vocab, 4, generator=torch.Generator().manual_seed(3), use_cache=True, **kw)
-    b = generate(m, vocab, 4, generator=torch.Generator().manual_seed(3), use_cache=False, **kw)
-    assert a == b and all(len(s) == 33 for s in a)
-    c = "".join(stream(m, vocab, generator=torch.Generator().manual_seed(3), **kw))
-    d = generate(m, vocab, 1, generator=torch.Generator().manual_seed(3), **kw)[0]
-    assert c == d
-
-
 def test_generation_options(tiny_names, tmp_path):
     corpus = load_corpus(tiny_names)
     cfg = train.TrainConfig(steps=200, batch_size=16, lr=1e-2, eval_interval=200, seed=1)
-    model = train.train("transformer", SMALL["transformer"], corpus, cfg, tmp_path, progress=False).model
+    model = train.train("transformer", small("transformer"), corpus, cfg, tmp_path, progress=False).model
     gen = torch.Generator().manual_seed(0)
     out = generate(model, corpus.vocab, 50, prompt="em", top_k=1, generator=gen)
     assert len(set(out)) == 1 and out[0].startswith("em")  # top-1 is greedy: one answer
@@ -147,7 +69,7 @@ def test_a_literal_dot_is_not_the_boundary(tmp_path):
     assert vocab.itos[vocab.stoi["."]] == "." and vocab.itos[0] == vocab.boundary_name
     assert vocab.decode(vocab.encode("st. john")) == "st. john"
     cfg = train.TrainConfig(steps=300, batch_size=16, lr=1e-2, eval_interval=300, seed=1)
-    model = train.train("transformer", SMALL["transformer"], corpus, cfg, tmp_path / "run", progress=False).model
+    model = train.train("transformer", small("transformer"), corpus, cfg, tmp_path / "run", progress=False).model
     out = generate(model, vocab, 20, generator=torch.Generator().manual_seed(0), temperature=0.5)
     assert sum("." in s for s in out) >= 10  # the dot is a character it learned to write inside items
     assert Vocab.build("abc", "lines").boundary_name == "."  # the lectures' name when it is free
