@@ -49,15 +49,16 @@ def reference_loop(X: list[list[float]], y: list[int], steps: int, total_steps: 
     losses, times = [], []
     for k in range(steps):
         t0 = time.perf_counter()
+        c0 = time.process_time()
         total_loss, acc = demo_loss(model, X, y, value=Value)  # the same loss, on the reference engine
         model.zero_grad()
         total_loss.backward()
         learning_rate = 1.0 - 0.9 * k / total_steps
         for p in model.parameters():
             p.data -= learning_rate * p.grad
-        times.append(time.perf_counter() - t0)
+        times.append((time.perf_counter() - t0, time.process_time() - c0))
         losses.append(total_loss.data)
-        print(f"  reference step {k:3d}: loss {total_loss.data!r:<22} {times[-1]:.3f} s", flush=True)
+        print(f"  reference step {k:3d}: loss {total_loss.data!r:<22} {times[-1][0]:.3f} s", flush=True)
     return losses, times
 
 
@@ -69,8 +70,9 @@ def our_loop(X: list[list[float]], y: list[int], steps: int) -> tuple[list, list
     losses, times = [], []
     for k in range(steps):
         t0 = time.perf_counter()
+        c0 = time.process_time()
         loss, _acc = train_step(model, X, y, k, steps)
-        times.append(time.perf_counter() - t0)
+        times.append((time.perf_counter() - t0, time.process_time() - c0))
         losses.append(loss)
     return losses, times
 
@@ -122,6 +124,7 @@ def notebook_loop(
     losses, times = [], []
     for k in range(steps):
         t0 = time.perf_counter()
+        c0 = time.process_time()
         with gc_paused() if paused else contextlib.nullcontext():
             total_loss, acc = loss()
             model.zero_grad()
@@ -129,10 +132,10 @@ def notebook_loop(
         learning_rate = 1.0 - 0.9 * k / total_steps
         for p in model.parameters():
             p.data -= learning_rate * p.grad
-        times.append(time.perf_counter() - t0)
+        times.append((time.perf_counter() - t0, time.process_time() - c0))
         losses.append(float(total_loss.data))
         if engine == "micrograd":
-            print(f"  {label} step {k:3d}: loss {losses[-1]!r:<22} {times[-1]:.3f} s", flush=True)
+            print(f"  {label} step {k:3d}: loss {losses[-1]!r:<22} {times[-1][0]:.3f} s", flush=True)
     return losses, times
 
 
@@ -175,6 +178,8 @@ def main() -> int:
         our_losses, our_times = our_loop(X, y, args.steps)
 
     n = args.ref_steps
+    ref_times, ref_cpu = _split(ref_times)
+    our_times, our_cpu = _split(our_times)
     worst = max(abs(a - b) for a, b in zip(ref_losses, our_losses[:n], strict=True))
     print(f"\n{'step':>4}  {'reference s':>11}  {'ours s':>8}  {'ratio':>6}  loss (ours)")
     for k in range(n):
@@ -186,16 +191,23 @@ def main() -> int:
           f"{ref_mean / our_mean:.1f}x faster")
     print(f"steps 0-{n - 1}: reference {ref_med:.4f} s/step, ours {our_med:.4f} s/step (median): "
           f"{ref_med / our_med:.1f}x faster")
+    # CPU time of this process only: on a shared machine, less at the mercy of the other processes.
+    ref_cpu_mean, our_cpu_mean = statistics.fmean(ref_cpu), statistics.fmean(our_cpu[:n])
+    print(f"steps 0-{n - 1}: reference {ref_cpu_mean:.4f} CPU s/step, ours {our_cpu_mean:.4f} CPU s/step (mean): "
+          f"{ref_cpu_mean / our_cpu_mean:.1f}x faster")
     print(f"ours, all {args.steps} steps: {statistics.fmean(our_times):.4f} s/step (mean), "
-          f"{statistics.median(our_times):.4f} (median), {sum(our_times):.2f} s in all")
+          f"{statistics.median(our_times):.4f} (median), {sum(our_times):.2f} s in all; "
+          f"{statistics.fmean(our_cpu):.4f} CPU s/step")
     print(f"largest loss difference over steps 0-{n - 1}: {worst:.3g}")
     ok = worst <= 1e-12
     if paused_times is not None:
-        paused_mean = statistics.fmean(paused_times[:n])
+        paused_times, paused_cpu = _split(paused_times)
+        paused_mean, paused_cpu_mean = statistics.fmean(paused_times[:n]), statistics.fmean(paused_cpu[:n])
         print(f"ours with each step inside gc_paused(), steps 0-{n - 1}: {paused_mean:.4f} s/step (mean), "
-              f"{ref_mean / paused_mean:.1f}x the reference; ours as written (collector on) takes "
-              f"{our_mean / paused_mean:.2f}x that; all {args.steps} steps: "
-              f"{statistics.fmean(paused_times):.4f} s/step")
+              f"{ref_mean / paused_mean:.1f}x the reference ({paused_cpu_mean:.4f} CPU s/step, "
+              f"{ref_cpu_mean / paused_cpu_mean:.1f}x); ours as written (collector on) takes "
+              f"{our_mean / paused_mean:.2f}x that ({our_cpu_mean / paused_cpu_mean:.2f}x in CPU time); "
+              f"all {args.steps} steps: {statistics.fmean(paused_times):.4f} s/step")
         ok = ok and paused_losses == our_losses
     if args.steps == 100:
         diff = abs(our_losses[99] - NOTEBOOK_STEP_99_LOSS)
@@ -203,6 +215,11 @@ def main() -> int:
         ok = ok and diff <= 1e-12
     print("losses agree" if ok else "LOSSES DIFFER")
     return 0 if ok else 1
+
+
+def _split(times: list[tuple[float, float]]) -> tuple[list[float], list[float]]:
+    """(wall, cpu) pairs as a list of wall times and a list of CPU times."""
+    return [t[0] for t in times], [t[1] for t in times]
 
 
 def _cpu() -> str:
