@@ -10,7 +10,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from makemore.micrograd.engine import Value, _topological_order
+from makemore.micrograd.engine import Value, _topological_order, linear
 
 TOL = 1e-9
 
@@ -205,6 +205,27 @@ def test_backward_accumulates_across_calls():
     y.backward()
     y.backward()
     assert x.grad == 12.0  # 2 * dy/dx: gradients add up until zeroed
+
+
+def test_linear_builds_the_nodes_of_the_lectures_sum():
+    # linear() is a faster copy of the lecture's neuron: it must build the very same graph.
+    def graph(x0):
+        w, b = [Value(0.3), Value(-1.2), Value(0.7)], Value(0.1)
+        return w, b, [x0, 1.5, Value(-0.4)]  # Value and number inputs
+
+    w, b, x = graph(Value(2.0))
+    fast = linear(b, w, x)
+    w2, b2, x2 = graph(Value(2.0))
+    slow = sum((wi * xi for wi, xi in zip(w2, x2, strict=True)), b2)
+    nodes = [(v.op, v.data, v.constant, v._backward) for v in _topological_order(fast)]
+    assert nodes == [(v.op, v.data, v.constant, v._backward) for v in _topological_order(slow)]
+    assert [v.op for v in _topological_order(fast)] == ["*", "*", "*", "+", "+", "+"]
+    fast.backward()
+    slow.backward()
+    assert [v.grad for v in w + [b, x[0], x[2]]] == [v.grad for v in w2 + [b2, x2[0], x2[2]]]
+    assert [v.grad for v in w] == [2.0, 1.5, -0.4]
+    with pytest.raises(TypeError, match="unsupported input type 'str'"):
+        linear(b, w, ["a"])
 
 
 # ---------------------------------------------------------------------- random expressions vs torch

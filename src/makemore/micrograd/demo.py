@@ -18,7 +18,7 @@ from typing import Any
 
 from makemore.atomic import atomic_write
 from makemore.errors import MakemoreError
-from makemore.micrograd.engine import Value
+from makemore.micrograd.engine import Value, gc_paused
 from makemore.micrograd.nn import MLP
 
 __all__ = [
@@ -84,10 +84,14 @@ def loss(model: MLP, X: Sequence[Sequence[float]], y: Sequence[int], value: Call
 def train_step(
     model: MLP, X: Sequence[Sequence[float]], y: Sequence[int], k: int, steps: int
 ) -> tuple[float, float]:
-    """One full-batch SGD step (forward, backward, update); returns (loss, accuracy)."""
-    total_loss, acc = loss(model, X, y)
-    model.zero_grad()
-    total_loss.backward()
+    """One full-batch SGD step (forward, backward, update); returns (loss, accuracy).
+
+    The garbage collector is paused for the step and left as it was after it (see ``gc_paused``).
+    """
+    with gc_paused():
+        total_loss, acc = loss(model, X, y)
+        model.zero_grad()
+        total_loss.backward()
     learning_rate = 1.0 - 0.9 * k / steps
     for p in model.parameters():
         p.data -= learning_rate * p.grad

@@ -1,140 +1,47 @@
 """A scalar-valued autograd engine.
 
-Each :class:`Value` wraps one float and remembers the operation that produced it and
-its operands.  ``backward()`` walks the graph in reverse topological order and applies
-the chain rule, accumulating gradients with ``+=`` so that a node used several times
-receives the sum of all its contributions.
+Each :class:`Value` wraps one float and remembers the op that produced it and its operands.
+As in the lecture, every op is written in one place: the method that computes ``out`` (the
+forward pass) is followed by ``_<op>_backward(out)``, its local derivative times ``out.grad``
+(the chain rule), added into the operands' ``grad``.  ``backward()`` calls them in reverse
+topological order; ``+=`` makes a node used twice receive the sum of its contributions.
 
-What makes it fast in pure Python (tens of times faster than the reference micrograd
-on the lecture's demo, see benchmarks/micrograd_vs_reference.py):
+Three differences from the lecture's engine, for speed and for big graphs:
 
-* ``__slots__`` and operands in two slots (``_a``, ``_b``) rather than a tuple or set:
-  one garbage-collected object per node instead of several.
-* An integer op code per node; ``backward()`` dispatches on it in a single loop.  No
-  per-node closures, hence no reference cycles: a graph is freed by reference counting
-  as soon as it is dropped, and the cyclic garbage collector never finds garbage in it.
-* A number operand is stored on the node (``_aux``) instead of being wrapped in a
-  throw-away leaf ``Value``.
-* The topological sort and the backward pass are loops, not recursion, so a graph that
-  is one chain of millions of nodes works.
-* The cyclic garbage collector is paused while a graph is built and backpropagated (see
-  ``_CollectorPause``): the graph has no cycles, yet the collector would walk its tens of
-  thousands of live nodes, and every other object of the process, many times per step.
+* ``_<op>_backward`` is a plain function that receives ``out``, stored on ``out``, rather than a
+  closure made for every node that captures ``out``.  Nothing is allocated per node but the node,
+  and no node refers back to itself, so a graph is freed by reference counting as soon as it is
+  dropped (the lecture's closures make reference cycles that wait for the garbage collector).
+* A number operand (the 2 in ``x * 2``) is kept on the node (``_number``) instead of being wrapped
+  in a throw-away ``Value``.
+* The topological sort is a loop, not recursion, so a chain of a million nodes works.
+
+``linear`` builds a neuron's ``b + w·x`` nodes inline (most of an MLP's graph), and ``gc_paused``
+keeps the garbage collector from walking a big live graph during a training step.
 """
 
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from math import exp as _exp
 from math import log as _log
 from math import pow as _pow
 from math import tanh as _tanh
 from numbers import Real
 
-__all__ = ["Value", "linear"]
-
-# Op codes.  A node holds one of these very objects, so `is` identifies it (the cheapest
-# test); backward() tests them in order of frequency in an MLP graph.
-_LEAF = 0
-_MUL = 1  # a * b
-_ADD = 2  # a + b
-_RELU = 3
-_ADDC = 4  # a + c   (c, a number, is kept in _aux)
-_MULC = 5  # a * c
-_SUB = 6  # a - b
-_SUBC = 7  # a - c
-_RSUBC = 8  # c - a
-_DIV = 9  # a / b
-_DIVC = 10  # a / c
-_RDIVC = 11  # c / a
-_POW = 12  # a ** c
-_NEG = 13
-_EXP = 14
-_LOG = 15
-_TANH = 16
-_SIGMOID = 17
-
-_OP_SYMBOLS = {
-    _LEAF: "",
-    _MUL: "*",
-    _ADD: "+",
-    _RELU: "ReLU",
-    _ADDC: "+",
-    _MULC: "*",
-    _SUB: "-",
-    _SUBC: "-",
-    _RSUBC: "-",
-    _DIV: "/",
-    _DIVC: "/",
-    _RDIVC: "/",
-    _POW: "**",
-    _NEG: "neg",
-    _EXP: "exp",
-    _LOG: "log",
-    _TANH: "tanh",
-    _SIGMOID: "sigmoid",
-}
-_CONST_OPS = frozenset({_ADDC, _MULC, _SUBC, _RSUBC, _DIVC, _RDIVC, _POW})
-_CONST_ON_LEFT = frozenset({_RSUBC, _RDIVC})
+__all__ = ["Value", "gc_paused", "linear"]
 
 _new = object.__new__
-
-
-class _CollectorPause:
-    """Keeps the cyclic garbage collector off from the first neuron of a forward pass to the end of the next
-    backward(), and restores it there.
-
-    A training step builds a graph of ~75,000 nodes that stays alive until the step ends. With the collector
-    on, those allocations set off collection after collection, and as the nodes age into the oldest generation
-    the full collections walk them and every object of the process (numpy's, scikit-learn's...): the lecture's
-    loop ran 2.6x slower than with gc.disable(). The engine makes no cycles, so nothing is lost by waiting.
-
-    The collector is only ever paused if it was on, and is switched back on at the end of backward(), even
-    when backward() fails. A forward pass with no backward (inference) pauses it for at most ``budget``
-    neurons' weights, then it is back on until the next backward(). Code that switches the collector off
-    itself while a pause is under way finds it on again after the next backward().
-    """
-
-    __slots__ = ("armed", "paused", "left")
-    budget = 2_000_000  # weights multiplied while paused without a backward() before giving up the pause
-
-    def __init__(self) -> None:
-        self.armed = True  # pause at the next neuron; re-armed by every backward()
-        self.paused = False
-        self.left = 0
-
-    def pause(self) -> None:
-        self.armed = False
-        if gc.isenabled():
-            gc.disable()
-            self.paused = True
-            self.left = self.budget
-
-    def resume(self) -> None:
-        if self.paused:
-            self.paused = False
-            gc.enable()
-
-
-_collector = _CollectorPause()
-
-
-def _number(other: object) -> float | None:
-    """``other`` as a float if it is a real number (int, float, bool, numpy scalar...), else None."""
-    if type(other) is float:
-        return other
-    if type(other) is int or isinstance(other, Real):
-        return float(other)
-    return None
 
 
 class Value:
     """A scalar with a gradient: one node of a computation graph."""
 
-    # _a, _b: operands (None when absent).  _aux: the number operand of the constant ops
-    # and the exponent of **, set only on those nodes.  _label: set only when given.
-    __slots__ = ("data", "grad", "_a", "_b", "_op", "_aux", "_label")
+    # _a, _b: the Value operands (None when absent).  _number: the number operand, set only on the
+    # nodes of an op with one (x * 2, 2 - x, x ** 2).  _label: set only when given.
+    __slots__ = ("data", "grad", "_a", "_b", "_op", "_backward", "_number", "_label")
 
     data: float
     grad: float
@@ -144,9 +51,170 @@ class Value:
         self.grad = 0.0
         self._a = None
         self._b = None
-        self._op = _LEAF
+        self._op = ""
+        self._backward = None  # a leaf has nothing to pass its gradient on to
         if label:
             self._label = label
+
+    # ------------------------------------------------------------------ the ops
+    # Each returns a new node; the function after it is its local derivative (the chain rule).
+
+    def __add__(self, other: Value | float) -> Value:
+        if isinstance(other, Value):
+            return _node(self.data + other.data, "+", Value._add_backward, self, other)
+        c = _number(other)
+        if c is None:
+            return NotImplemented
+        return _node(self.data + c, "+", Value._add_number_backward, self, number=c)
+
+    def _add_backward(out: Value) -> None:  # d(a + b)/da = d(a + b)/db = 1
+        out._a.grad += out.grad
+        out._b.grad += out.grad
+
+    def _add_number_backward(out: Value) -> None:  # d(a + c)/da = 1
+        out._a.grad += out.grad
+
+    def __radd__(self, other: float) -> Value:
+        return self + other  # c + a is a + c, to the last bit
+
+    def __mul__(self, other: Value | float) -> Value:
+        if isinstance(other, Value):
+            return _node(self.data * other.data, "*", Value._mul_backward, self, other)
+        c = _number(other)
+        if c is None:
+            return NotImplemented
+        return _node(self.data * c, "*", Value._mul_number_backward, self, number=c)
+
+    def _mul_backward(out: Value) -> None:  # d(a * b)/da = b, d(a * b)/db = a
+        a, b = out._a, out._b
+        a.grad += b.data * out.grad
+        b.grad += a.data * out.grad
+
+    def _mul_number_backward(out: Value) -> None:  # d(a * c)/da = c
+        out._a.grad += out._number * out.grad
+
+    def __rmul__(self, other: float) -> Value:
+        return self * other  # c * a is a * c, to the last bit
+
+    def __sub__(self, other: Value | float) -> Value:
+        if isinstance(other, Value):
+            return _node(self.data - other.data, "-", Value._sub_backward, self, other)
+        c = _number(other)
+        if c is None:
+            return NotImplemented
+        return _node(self.data - c, "-", Value._add_number_backward, self, number=c)  # d(a - c)/da = 1
+
+    def _sub_backward(out: Value) -> None:  # d(a - b)/da = 1, d(a - b)/db = -1
+        out._a.grad += out.grad
+        out._b.grad -= out.grad
+
+    def __rsub__(self, other: float) -> Value:
+        c = _number(other)
+        if c is None:
+            return NotImplemented
+        return _node(c - self.data, "-", Value._number_sub_backward, self, number=c)
+
+    def _number_sub_backward(out: Value) -> None:  # d(c - a)/da = -1
+        out._a.grad -= out.grad
+
+    def __truediv__(self, other: Value | float) -> Value:
+        if isinstance(other, Value):
+            return _node(self.data / other.data, "/", Value._div_backward, self, other)
+        c = _number(other)
+        if c is None:
+            return NotImplemented
+        return _node(self.data / c, "/", Value._div_number_backward, self, number=c)
+
+    def _div_backward(out: Value) -> None:  # d(a / b)/da = 1 / b, d(a / b)/db = -a / b**2 = -out / b
+        a, b = out._a, out._b
+        a.grad += out.grad / b.data
+        b.grad -= out.grad * out.data / b.data
+
+    def _div_number_backward(out: Value) -> None:  # d(a / c)/da = 1 / c
+        out._a.grad += out.grad / out._number
+
+    def __rtruediv__(self, other: float) -> Value:
+        c = _number(other)
+        if c is None:
+            return NotImplemented
+        return _node(c / self.data, "/", Value._number_div_backward, self, number=c)
+
+    def _number_div_backward(out: Value) -> None:  # d(c / a)/da = -c / a**2 = -out / a
+        a = out._a
+        a.grad -= out.grad * out.data / a.data
+
+    def __pow__(self, other: float) -> Value:
+        if isinstance(other, Value):
+            raise TypeError("only powers by a number are supported: Value ** number")
+        c = _number(other)
+        if c is None:
+            return NotImplemented
+        # math.pow gives a float or an error (ValueError for a negative base and a fractional
+        # exponent) where ** would give a complex number.
+        return _node(_pow(self.data, c), "**", Value._pow_backward, self, number=c)
+
+    def _pow_backward(out: Value) -> None:  # d(a ** k)/da = k * a ** (k - 1)
+        a, k = out._a, out._number
+        a.grad += (k * _pow(a.data, k - 1)) * out.grad
+
+    def __neg__(self) -> Value:
+        return _node(-self.data, "neg", Value._neg_backward, self)
+
+    def _neg_backward(out: Value) -> None:  # d(-a)/da = -1
+        out._a.grad -= out.grad
+
+    def __pos__(self) -> Value:
+        return self
+
+    def exp(self) -> Value:
+        return _node(_exp(self.data), "exp", Value._exp_backward, self)
+
+    def _exp_backward(out: Value) -> None:  # d(e**a)/da = e**a = out
+        out._a.grad += out.data * out.grad
+
+    def log(self) -> Value:
+        return _node(_log(self.data), "log", Value._log_backward, self)
+
+    def _log_backward(out: Value) -> None:  # d(log a)/da = 1 / a
+        out._a.grad += out.grad / out._a.data
+
+    def tanh(self) -> Value:
+        return _node(_tanh(self.data), "tanh", Value._tanh_backward, self)
+
+    def _tanh_backward(out: Value) -> None:  # d(tanh a)/da = 1 - tanh(a)**2 = 1 - out**2
+        out._a.grad += (1.0 - out.data * out.data) * out.grad
+
+    def relu(self) -> Value:
+        x = self.data
+        return _node(0.0 if x < 0.0 else x, "ReLU", Value._relu_backward, self)  # NaN, -0.0 pass, as the lecture's
+
+    def _relu_backward(out: Value) -> None:  # d(relu a)/da = 1 where a > 0, else 0
+        if out.data > 0.0:
+            out._a.grad += out.grad
+
+    def sigmoid(self) -> Value:
+        x = self.data
+        if x >= 0.0:  # two forms, so that exp() never overflows
+            s = 1.0 / (1.0 + _exp(-x))
+        else:
+            e = _exp(x)
+            s = e / (1.0 + e)
+        return _node(s, "sigmoid", Value._sigmoid_backward, self)
+
+    def _sigmoid_backward(out: Value) -> None:  # d(sigmoid a)/da = out * (1 - out)
+        out._a.grad += out.data * (1.0 - out.data) * out.grad
+
+    # ------------------------------------------------------------------ autograd
+    def backward(self) -> None:
+        """Backpropagate from this node: add d(self)/d(node) to the ``grad`` of every node.
+
+        Gradients accumulate (``+=``), as in the lecture: zero the parameters' gradients
+        (``Module.zero_grad()``) between steps.
+        """
+        self.grad = 1.0
+        # Reverse topological order: a node's grad is complete before it is passed on.
+        for v in reversed(_topological_order(self)):
+            v._backward(v)
 
     # ------------------------------------------------------------------ introspection
     @property
@@ -164,7 +232,7 @@ class Value:
     @property
     def op(self) -> str:
         """Symbol of the op that produced this node: '+', '*', 'ReLU', ... ('' for a leaf)."""
-        return _OP_SYMBOLS[self._op]
+        return self._op
 
     @property
     def _prev(self) -> tuple[Value, ...]:
@@ -183,242 +251,45 @@ class Value:
     @property
     def constant(self) -> float | None:
         """The number operand of this node's op (2.0 in ``x * 2`` or ``x ** 2``), if any."""
-        return self._aux if self._op in _CONST_OPS else None
+        try:
+            return self._number
+        except AttributeError:
+            return None
 
     @property
     def constant_on_left(self) -> bool:
         """True for ``c - x`` and ``c / x``, where the number is the left operand."""
-        return self._op in _CONST_ON_LEFT
+        return self._backward is Value._number_sub_backward or self._backward is Value._number_div_backward
 
     def __repr__(self) -> str:
         return f"Value(data={self.data}, grad={self.grad})"
 
-    # ------------------------------------------------------------------ binary ops
-    # Results are built with object.__new__ and direct slot stores, a third cheaper
-    # than calling __init__.  `type(x) is Value` first: the common case, and cheaper
-    # than isinstance(), which then covers subclasses.
-    def __add__(self, other: Value | float) -> Value:
-        out = _new(Value)
-        if type(other) is Value or isinstance(other, Value):
-            out.data = self.data + other.data
-            out._b = other
-            out._op = _ADD
-        else:
-            c = _number(other)
-            if c is None:
-                return NotImplemented
-            out.data = self.data + c
-            out._b = None
-            out._op = _ADDC
-            out._aux = c
-        out.grad = 0.0
-        out._a = self
-        return out
 
-    def __radd__(self, other: float) -> Value:
-        c = _number(other)
-        if c is None:
-            return NotImplemented
-        return _const_node(self, self.data + c, _ADDC, c)
-
-    def __mul__(self, other: Value | float) -> Value:
-        out = _new(Value)
-        if type(other) is Value or isinstance(other, Value):
-            out.data = self.data * other.data
-            out._b = other
-            out._op = _MUL
-        else:
-            c = _number(other)
-            if c is None:
-                return NotImplemented
-            out.data = self.data * c
-            out._b = None
-            out._op = _MULC
-            out._aux = c
-        out.grad = 0.0
-        out._a = self
-        return out
-
-    def __rmul__(self, other: float) -> Value:
-        c = _number(other)
-        if c is None:
-            return NotImplemented
-        return _const_node(self, self.data * c, _MULC, c)
-
-    def __sub__(self, other: Value | float) -> Value:
-        if isinstance(other, Value):
-            return _binary_node(self, other, self.data - other.data, _SUB)
-        c = _number(other)
-        if c is None:
-            return NotImplemented
-        return _const_node(self, self.data - c, _SUBC, c)
-
-    def __rsub__(self, other: float) -> Value:
-        c = _number(other)
-        if c is None:
-            return NotImplemented
-        return _const_node(self, c - self.data, _RSUBC, c)
-
-    def __truediv__(self, other: Value | float) -> Value:
-        if isinstance(other, Value):
-            return _binary_node(self, other, self.data / other.data, _DIV)
-        c = _number(other)
-        if c is None:
-            return NotImplemented
-        return _const_node(self, self.data / c, _DIVC, c)
-
-    def __rtruediv__(self, other: float) -> Value:
-        c = _number(other)
-        if c is None:
-            return NotImplemented
-        return _const_node(self, c / self.data, _RDIVC, c)
-
-    def __pow__(self, other: float) -> Value:
-        if isinstance(other, Value):
-            raise TypeError("only powers by a number are supported: Value ** number")
-        # math.pow: a float or an error (ValueError for a negative base and a fractional
-        # exponent) where ** would return a complex number.
-        c = _number(other)
-        if c is None:
-            return NotImplemented
-        return _const_node(self, _pow(self.data, c), _POW, c)
-
-    # ------------------------------------------------------------------ unary ops
-    def __neg__(self) -> Value:
-        return _unary_node(self, -self.data, _NEG)
-
-    def __pos__(self) -> Value:
-        return self
-
-    def exp(self) -> Value:
-        return _unary_node(self, _exp(self.data), _EXP)
-
-    def log(self) -> Value:
-        return _unary_node(self, _log(self.data), _LOG)
-
-    def tanh(self) -> Value:
-        return _unary_node(self, _tanh(self.data), _TANH)
-
-    def relu(self) -> Value:
-        x = self.data
-        out = _new(Value)
-        out.data = 0.0 if x < 0.0 else x  # as the reference: NaN and -0.0 pass through
-        out.grad = 0.0
-        out._a = self
-        out._b = None
-        out._op = _RELU
-        return out
-
-    def sigmoid(self) -> Value:
-        x = self.data
-        # Two forms so that exp() never overflows.
-        if x >= 0.0:
-            s = 1.0 / (1.0 + _exp(-x))
-        else:
-            e = _exp(x)
-            s = e / (1.0 + e)
-        return _unary_node(self, s, _SIGMOID)
-
-    # ------------------------------------------------------------------ autograd
-    def backward(self) -> None:
-        """Backpropagate from this node: add d(self)/d(node) to the ``grad`` of every node.
-
-        Gradients accumulate (``+=``), as in the lecture: zero the parameters' gradients
-        (``Module.zero_grad()``) between steps.
-        """
-        try:
-            self._backpropagate()
-        finally:
-            _collector.resume()
-            _collector.armed = True
-
-    def _backpropagate(self) -> None:
-        self.grad = 1.0
-        # Reverse topological order: a node's grad is complete before it is passed on
-        # to its operands.  The chain rule of each op is inlined: no call per node.
-        for v in reversed(_topological_order(self)):
-            op = v._op
-            if op is _MUL:
-                a = v._a
-                b = v._b
-                g = v.grad
-                a.grad += b.data * g
-                b.grad += a.data * g
-            elif op is _ADD:
-                g = v.grad
-                v._a.grad += g
-                v._b.grad += g
-            elif op is _RELU:
-                if v.data > 0.0:
-                    v._a.grad += v.grad
-            elif op is _ADDC or op is _SUBC:
-                v._a.grad += v.grad
-            elif op is _MULC:
-                v._a.grad += v._aux * v.grad
-            elif op is _SUB:
-                g = v.grad
-                v._a.grad += g
-                v._b.grad -= g
-            elif op is _RSUBC or op is _NEG:
-                v._a.grad -= v.grad
-            elif op is _DIV:
-                b = v._b
-                g = v.grad
-                v._a.grad += g / b.data
-                b.grad -= g * v.data / b.data
-            elif op is _DIVC:
-                v._a.grad += v.grad / v._aux
-            elif op is _RDIVC:
-                a = v._a
-                a.grad -= v.grad * v.data / a.data
-            elif op is _POW:
-                a = v._a
-                k = v._aux
-                a.grad += (k * _pow(a.data, k - 1)) * v.grad
-            elif op is _EXP:
-                v._a.grad += v.data * v.grad
-            elif op is _LOG:
-                a = v._a
-                a.grad += v.grad / a.data
-            elif op is _TANH:
-                t = v.data
-                v._a.grad += (1.0 - t * t) * v.grad
-            elif op is _SIGMOID:
-                s = v.data
-                v._a.grad += s * (1.0 - s) * v.grad
-            else:  # pragma: no cover - leaves are never in the order
-                raise AssertionError(f"unknown op code {op}")
-
-
-def _binary_node(a: Value, b: Value, data: float, op: int) -> Value:
+def _node(
+    data: float, op: str, backward: Callable[[Value], None], a: Value, b: Value | None = None,
+    number: float | None = None,
+) -> Value:
+    """The node ``out`` of an op.  Built with object.__new__ and slot stores: a third cheaper than
+    calling __init__, and an op's forward is most of the engine's time."""
     out = _new(Value)
     out.data = data
     out.grad = 0.0
     out._a = a
     out._b = b
     out._op = op
+    out._backward = backward
+    if number is not None:
+        out._number = number
     return out
 
 
-def _const_node(a: Value, data: float, op: int, c: float) -> Value:
-    out = _new(Value)
-    out.data = data
-    out.grad = 0.0
-    out._a = a
-    out._b = None
-    out._op = op
-    out._aux = c
-    return out
-
-
-def _unary_node(a: Value, data: float, op: int) -> Value:
-    out = _new(Value)
-    out.data = data
-    out.grad = 0.0
-    out._a = a
-    out._b = None
-    out._op = op
-    return out
+def _number(other: object) -> float | None:
+    """``other`` as a float if it is a real number (int, float, bool, numpy scalar...), else None."""
+    if type(other) is float:
+        return other
+    if type(other) is int or isinstance(other, Real):
+        return float(other)
+    return None
 
 
 def _topological_order(root: Value) -> list[Value]:
@@ -430,71 +301,86 @@ def _topological_order(root: Value) -> list[Value]:
     have nothing to pass a gradient on to.
     """
     topo: list[Value] = []
-    emit = topo.append
     seen: set[Value] = set()
-    see = seen.add
     stack: list[Value | None] = [root]
-    push = stack.append
-    pop = stack.pop
     while stack:
-        v = pop()
+        v = stack.pop()
         if v is None:
-            emit(pop())
+            topo.append(stack.pop())
             continue
         if v in seen:  # a stale second copy, pushed before the node was expanded
             continue
-        see(v)
+        seen.add(v)
         a = v._a
         if a is None:
             continue
-        push(v)
-        push(None)
+        stack.append(v)
+        stack.append(None)
         if a not in seen:
-            push(a)
+            stack.append(a)
         b = v._b
         if b is not None and b not in seen:
-            push(b)
+            stack.append(b)
     return topo
+
+
+# linear()'s names for them: a global is found faster than a class attribute.
+_add_backward = Value._add_backward
+_mul_backward = Value._mul_backward
+_mul_number_backward = Value._mul_number_backward
 
 
 def linear(bias: Value, weights: Sequence[Value], inputs: Iterable[Value | float]) -> Value:
     """``bias + w[0]*x[0] + w[1]*x[1] + ...``, accumulated left to right.
 
-    Builds exactly the nodes ``sum((wi*xi for wi, xi in zip(weights, inputs)), bias)``
-    would, with the same floating-point results, but creates them inline: a neuron's
-    forward pass is most of the graph, and this halves its cost.
+    The same nodes and floats as the lecture's ``sum((wi*xi for wi, xi in zip(w, x)), b)``,
+    built inline: a neuron's forward pass is most of the graph, and this halves its cost.
     """
-    if _collector.armed:
-        _collector.pause()
-    elif _collector.paused:
-        _collector.left -= len(weights)
-        if _collector.left < 0:
-            _collector.resume()
     act = bias
-    data = bias.data
     for wi, xi in zip(weights, inputs, strict=False):  # truncating, as the lecture's zip
         m = _new(Value)
-        if type(xi) is Value or isinstance(xi, Value):
-            md = wi.data * xi.data
+        if isinstance(xi, Value):
+            m.data = wi.data * xi.data
             m._b = xi
-            m._op = _MUL
+            m._backward = _mul_backward
         else:
             c = _number(xi)
             if c is None:
                 raise TypeError(f"unsupported input type {type(xi).__name__!r}: expected Value or number")
-            md = wi.data * c
+            m.data = wi.data * c
             m._b = None
-            m._op = _MULC
-            m._aux = c
-        m.data = md
+            m._backward = _mul_number_backward
+            m._number = c
         m.grad = 0.0
         m._a = wi
+        m._op = "*"
         s = _new(Value)
-        data = data + md
-        s.data = data
+        s.data = act.data + m.data
         s.grad = 0.0
         s._a = act
         s._b = m
-        s._op = _ADD
+        s._op = "+"
+        s._backward = _add_backward
         act = s
     return act
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Switch the cyclic garbage collector off inside the block, and back to how it was after it.
+
+    A training step builds a graph of tens of thousands of nodes that lives until the step ends.
+    With the collector on, their allocations set off collection after collection, each walking
+    the live graph (and, in the oldest generation, every object of the process) to find no
+    garbage: the engine makes no reference cycles.  Wrap a whole step (forward and backward):
+
+        with gc_paused():
+            loss = ...; model.zero_grad(); loss.backward()
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
