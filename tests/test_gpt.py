@@ -155,25 +155,8 @@ def test_bigram_baseline_on_text_is_the_lectures(shakespeare_path, tmp_path):
     assert r.step == 3000 and abs(r.val_loss - 2.49) < 0.03
 
 
-def test_generation_turns_onednn_off_only_while_it_steps(monkeypatch):
-    from makemore import sampling
-
-    m, seen = tiny_gpt(), []
-    real = Transformer._decode
-    monkeypatch.setattr(Transformer, "_decode", lambda self, *a: seen.append(torch.backends.mkldnn.enabled)
-                        or real(self, *a))
-    generate(m, Vocab.build("abcdefghijklm", "text"), 2, max_len=20)
-    assert seen and not any(seen) and torch.backends.mkldnn.enabled
-    cpu = torch.device("cpu")
-    with sampling._SmallOpKernels(cpu):  # overlapping steps (a server's threads): restored when the last ends
-        with sampling._SmallOpKernels(cpu):
-            pass
-        assert not torch.backends.mkldnn.enabled
-    assert torch.backends.mkldnn.enabled
-
-
 @pytest.mark.parametrize("name", ["gpt", "transformer"])  # without biases, and with them
-def test_decode_equals_forward_with_every_parameter_random(name):
+def test_the_cached_forward_equals_the_full_one_with_every_parameter_random(name):
     """Biases and LayerNorm gains start at 0 and 1: filled at random, a dropped or doubled one would show."""
     torch.manual_seed(0)
     m = models.build(name, models.make_config(name, vocab_size=13, **TINY)).eval()
@@ -197,29 +180,6 @@ def test_cached_forward_under_cpu_autocast():
     torch.testing.assert_close(torch.cat([out, out2], 1).float(), m(x), rtol=0.05, atol=0.05)
 
 
-def test_onednn_comes_back_after_an_error_in_a_step():
-    from makemore import sampling
-
-    with pytest.raises(RuntimeError), sampling._SmallOpKernels(torch.device("cpu")):
-        assert not torch.backends.mkldnn.enabled
-        raise RuntimeError("a step failed")
-    assert torch.backends.mkldnn.enabled and sampling._SmallOpKernels.steps == 0
-
-
-@pytest.mark.parametrize("top_k", [None, 3])
-def test_a_step_draws_the_tokens_torch_multinomial_draws(top_k):
-    """The sampler's draw is multinomial's own for one sample (argmax p / q, q ~ Exp(1)) without its checks:
-    the same tokens from the same generator, over many rows and steps."""
-    from makemore import sampling
-
-    logits = torch.randn(300, 2, 13, generator=torch.Generator().manual_seed(0)) * 3
-    ga, gb = torch.Generator().manual_seed(7), torch.Generator().manual_seed(7)
-    ours = torch.stack([sampling._pick(x, 0.8, top_k, ga) for x in logits])
-    theirs = torch.stack([torch.multinomial(sampling._distribution(x, 0.8, top_k), 1, generator=gb)[:, 0]
-                          for x in logits])
-    assert torch.equal(ours, theirs) and len(ours.unique()) > 3
-
-
 def test_logits_that_overflow_stop_sampling_with_a_clear_error():
     from makemore import sampling
     from makemore.errors import MakemoreError
@@ -233,33 +193,11 @@ def test_logits_that_overflow_stop_sampling_with_a_clear_error():
         generate(m, Vocab.build("abcdefghijklm", "text"), 2, max_len=5)
 
 
-def test_decoding_follows_every_change_of_the_parameters():
-    """Decoding's transposed copies of the weights live for one generation: a fused AdamW step (which leaves the
-    tensors' version counters alone), a .data update (the lectures' style) or a load between generations is
-    always seen."""
-    m = tiny_gpt()
-    vocab = Vocab.build("abcdefghijklm", "text")
-    x = torch.randint(0, 13, (2, 9))
-    opt = torch.optim.AdamW(m.parameters(), lr=0.05, fused=True)
-    for change in ("fused adamw", ".data", "load"):
-        generate(m, vocab, 2, max_len=5)
-        if change == "fused adamw":
-            m(x).square().mean().backward()
-            opt.step()
-        elif change == ".data":
-            for p in m.parameters():
-                p.data.add_(torch.randn_like(p) * 0.1)
-        else:
-            m.load_state_dict(tiny_gpt(vocab_size=13).state_dict())
-        with torch.no_grad():
-            torch.testing.assert_close(m.forward_cached(x, None)[0], m(x), rtol=1e-5, atol=1e-5)
-
-
 def test_a_long_text_restarts_one_cache_instead_of_building_new_ones(monkeypatch):
     from makemore.models import transformer
 
-    made, real = [], transformer.KVCache.__init__
-    monkeypatch.setattr(transformer.KVCache, "__init__", lambda self, *a: made.append(1) or real(self, *a))
+    made, real = [], transformer.Transformer.new_cache
+    monkeypatch.setattr(transformer.Transformer, "new_cache", lambda self, *a: made.append(1) or real(self, *a))
     m, vocab = tiny_gpt(), Vocab.build("abcdefghijklm", "text")
     g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
     cached = generate(m, vocab, 2, max_len=100, generator=g1)  # block 16: windows restart every 8 tokens

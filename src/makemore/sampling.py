@@ -10,7 +10,6 @@ is refilled from them): the uncached path follows the same windows, so both give
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -33,11 +32,17 @@ def _device(model: torch.nn.Module) -> torch.device:
     return next(iter(model.parameters()), next(iter(model.buffers()), torch.empty(0))).device
 
 
+def pad_id(vocab: Vocab) -> int:
+    """The token generation starts after: the item boundary (lines), or a newline, where a piece of text usually
+    starts, when the text has one (text)."""
+    return BOUNDARY_ID if vocab.boundary else vocab.stoi.get("\n", 0)
+
+
 def _start(model: LanguageModel, vocab: Vocab, prompt: str) -> list[int]:
-    """The tokens generation starts from: the prompt after the item boundary (lines), or after a newline when
-    the text has them (text); a context model sees a full window of that token first, as in training."""
+    """The tokens generation starts from: the prompt after pad_id(vocab); a context model sees a full window of
+    that token first, as in training."""
     ids = vocab.encode(prompt)
-    pad = BOUNDARY_ID if vocab.boundary else vocab.stoi.get("\n", 0)
+    pad = pad_id(vocab)
     if model.kind == "context":
         return [pad] * model.block_size + ids
     return [pad] + ids if vocab.boundary or not ids else ids
@@ -88,14 +93,12 @@ def _distribution(logits: Tensor, temperature: float, top_k: int | None) -> Tens
 
 
 def _pick(logits: Tensor, temperature: float, top_k: int | None, generator: torch.Generator | None) -> Tensor:
-    """One token per row (B,): torch.multinomial's own draw for one sample, argmax(p / q) with q ~ Exp(1) from
-    the same generator (the same tokens), without its four checks of p, which cost a small model's token ~5%;
-    only the one that can fail here is kept (softmax gives NaN, a whole row of it, when logits overflow)."""
+    """One token per row (B,), drawn from _distribution."""
     probs = _distribution(logits, temperature, top_k)
-    if math.isnan(probs.sum()):
+    if math.isnan(probs.sum()):  # softmax gives a row of NaN when the logits overflow
         raise MakemoreError("the next-token probabilities are not numbers (NaN): the model's logits are not "
                             "finite (weights out of range)")
-    return (probs / torch.empty_like(probs).exponential_(generator=generator)).argmax(-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(1)
 
 
 def _check(n: int, temperature: float, top_k: int | None) -> None:
@@ -114,39 +117,6 @@ def _max_len(vocab: Vocab, max_len: int | None) -> int:
     return max_len
 
 
-class _SmallOpKernels:
-    """oneDNN off while a generation step runs on CPU: a step works on a few positions, and for tensors that
-    small torch's own kernels beat oneDNN's set-up (exact GELU on 512 values: 1.5 µs instead of 7 µs; a small
-    GPT's token costs 0.84x). Both generation paths (cached and not) and next_token_probs run under it, so their
-    outputs agree. The switch is process-wide: counted, so that overlapping steps in a server's threads restore
-    it once, when the last one ends (training in the same process at that moment would run without oneDNN).
-    A class, not a contextlib generator: entered once a token, where ~5 µs matter."""
-
-    steps = 0  # generation steps running now
-    saved = True  # oneDNN's setting before the first of them
-    lock = threading.Lock()
-
-    def __init__(self, device: torch.device):
-        self.cpu = device.type == "cpu"
-
-    def __enter__(self) -> None:
-        if self.cpu:
-            cls = _SmallOpKernels
-            with cls.lock:
-                if cls.steps == 0:
-                    cls.saved = torch.backends.mkldnn.enabled
-                    torch.backends.mkldnn.enabled = False
-                cls.steps += 1
-
-    def __exit__(self, *exc: object) -> None:
-        if self.cpu:
-            cls = _SmallOpKernels
-            with cls.lock:
-                cls.steps -= 1
-                if cls.steps == 0:
-                    torch.backends.mkldnn.enabled = cls.saved
-
-
 @torch.inference_mode()  # no_grad without version counting: a token of a small model costs a fifth less
 def _token_steps(model: LanguageModel, vocab: Vocab, n: int, prompt: str, temperature: float, top_k: int | None,
                  generator: torch.Generator | None, use_cache: bool, max_len: int) -> Iterator[Tensor]:
@@ -158,10 +128,9 @@ def _token_steps(model: LanguageModel, vocab: Vocab, n: int, prompt: str, temper
     # copy of n ids, not of the whole history, and samples that end early (lines) never hold max_len columns.
     history = start.new_empty(n, min(end, len(start) + 64))
     history[:, :len(start)] = start
-    next_logits, small_ops = _NextLogits(model, use_cache), _SmallOpKernels(device)
+    next_logits = _NextLogits(model, use_cache)
     for length in range(len(start), end):
-        with small_ops:
-            nxt = _pick(next_logits(history.narrow(1, 0, length)), temperature, top_k, generator)
+        nxt = _pick(next_logits(history.narrow(1, 0, length)), temperature, top_k, generator)
         if length == history.shape[1]:
             history = torch.cat([history, history.new_empty(n, min(length, end - length))], dim=1)
         history.select(1, length).copy_(nxt)
@@ -218,8 +187,7 @@ def next_token_probs(model: LanguageModel, vocab: Vocab, prompt: str = "", tempe
     every token in vocabulary order: the sampling loop's one step, made visible."""
     _check(1, temperature, top_k)
     history = torch.tensor([_start(model, vocab, prompt)], dtype=torch.long, device=_device(model))
-    with _SmallOpKernels(history.device):
-        probs = _distribution(_NextLogits(model, use_cache=True)(history), temperature, top_k)[0]
+    probs = _distribution(_NextLogits(model, use_cache=True)(history), temperature, top_k)[0]
     return list(zip(vocab.itos, probs.tolist(), strict=True))
 
 

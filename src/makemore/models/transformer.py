@@ -1,13 +1,13 @@
 """A GPT-style Transformer (lecture 7), written once for names and for text: token and position embeddings,
 pre-norm blocks of causal multi-head self-attention and a 4x MLP with residual connections, a final LayerNorm,
 and an output layer tied to the token embedding. In generation a KV cache holds every layer's keys and values,
-so each new character costs one position's work instead of the whole prefix's."""
+so each new character costs one position's work instead of the whole prefix's: the same forward, given the cache."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -36,42 +36,22 @@ class TransformerConfig(ModelConfig):
 
 
 class KVCache:
-    """Keys and values of every layer for the positions seen so far: per layer one buffer (B, block_size,
-    2 * n_embd), each position's k then v as the attention's qkv projection lays them out (storing a step's is
-    one copy), and views of it per head (B, n_head, block_size, head_size), made once: a step only narrows
-    them (each view op is ~0.5 µs, and a small model's token takes ~80 operations). A cache lives for one
-    generation (restarted, not rebuilt, when sampling starts a new window), and so do the weights it holds:
-    a cache made under no_grad is not continued with gradients on."""
+    """One layer's keys and values for the positions seen so far, in buffers of the whole block (B, n_head,
+    block_size, head_size) made once per generation: a new token writes its own k and v and attends to the
+    filled part, instead of recomputing every earlier position's."""
 
-    def __init__(self, n_layer: int, shape: tuple[int, int, int, int], like: Tensor):
-        B, block, nh, hs = shape
-        self.kv = [like.new_empty(B, block, 2 * nh * hs) for _ in range(n_layer)]
-        heads = [buf.view(B, block, 2, nh, hs).transpose(1, 3) for buf in self.kv]  # (B, nh, 2, block, hs)
-        self.k = [h.select(2, 0) for h in heads]
-        self.v = [h.select(2, 1) for h in heads]
+    def __init__(self, shape: tuple[int, int, int, int], like: Tensor):
+        self.k = like.new_empty(shape)
+        self.v = like.new_empty(shape)
         self.length = 0  # positions filled
-        self.weights: _DecodeWeights | None = None  # the model's as decoding reads them, looked up once
 
-    def append(self, layer: int, kv: Tensor) -> tuple[Tensor, Tensor]:
-        """Store the new positions' k and v (B, t, 2 * n_embd); return all of the layer's so far, as k and v
-        (B, nh, length + t, hs)."""
-        t = kv.shape[1]
-        self.kv[layer].narrow(1, self.length, t).copy_(kv)
-        end = self.length + t
-        return self.k[layer].narrow(2, 0, end), self.v[layer].narrow(2, 0, end)
-
-
-class _DecodeWeights(NamedTuple):
-    """The tensors decoding reads, gathered once per generation (a module attribute costs ~1 µs a time), with
-    every matrix transposed into a contiguous (in, out) copy (a one-row product with it on CPU is ~1 µs faster
-    than with a transposed view, 17 times a token in a small GPT); with gradients on, transposed views instead,
-    through which they flow."""
-
-    layers: list[tuple[Tensor | None, ...]]
-    wte: Tensor
-    wpe: Tensor
-    ln_f: tuple[Tensor, Tensor | None]
-    head: Tensor  # (n_embd, vocab)
+    def append(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        """Store the new positions' k and v (B, n_head, t, head_size); return the layer's all so far."""
+        start, end = self.length, self.length + k.shape[2]
+        self.k[:, :, start:end] = k
+        self.v[:, :, start:end] = v
+        self.length = end
+        return self.k[:, :, :end], self.v[:, :, :end]
 
 
 def attention(q: Tensor, k: Tensor, v: Tensor, attn_mask: Tensor | None = None, dropout_p: float = 0.0,
@@ -118,12 +98,6 @@ def causal_attention(q: Tensor, k: Tensor, v: Tensor, past: int, dropout: float 
     return attention(q, k, v, attn_mask=mask, dropout_p=dropout)
 
 
-def heads(x: Tensor, n_head: int) -> Tensor:
-    """(B, T, C) -> (B, n_head, T, C // n_head), a view."""
-    B, T, C = x.shape
-    return x.view(B, T, n_head, C // n_head).transpose(1, 2)
-
-
 def split_qkv(qkv: Tensor, n_head: int) -> tuple[Tensor, Tensor, Tensor]:
     """(B, T, 3C) -> q, k, v (B, n_head, T, C // n_head). Views from one unbind, whose backward is one stack
     (slices' backward would fill and add three zero tensors as wide as qkv); for the batched matmuls of bf16
@@ -146,15 +120,13 @@ class CausalSelfAttention(nn.Module):
         self.dropout = c.dropout
         self.resid_dropout = nn.Dropout(c.dropout)
 
-    def forward(self, x: Tensor, cache: KVCache | None = None, layer: int = 0) -> Tensor:
+    def forward(self, x: Tensor, cache: KVCache | None = None) -> Tensor:
         B, T, C = x.shape
-        qkv = self.qkv(x)  # (B, T, 3C): q, k, v, each n_head heads side by side
+        q, k, v = split_qkv(self.qkv(x), self.n_head)  # (B, nh, T, hs) each
         past = 0
-        if cache is None:
-            q, k, v = split_qkv(qkv, self.n_head)
-        else:
+        if cache is not None:  # the new positions attend to the cached ones too
             past = cache.length
-            q, (k, v) = heads(qkv.narrow(2, 0, C), self.n_head), cache.append(layer, qkv.narrow(2, C, 2 * C))
+            k, v = cache.append(k, v)
         y = causal_attention(q, k, v, past, self.dropout if self.training else 0.0)
         return self.resid_dropout(self.proj(y.transpose(1, 2).reshape(B, T, C)))
 
@@ -180,8 +152,8 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(c.n_embd, bias=c.bias)
         self.mlp = MLP(c)
 
-    def forward(self, x: Tensor, cache: KVCache | None = None, layer: int = 0) -> Tensor:
-        x = x + self.attn(self.ln_1(x), cache, layer)
+    def forward(self, x: Tensor, cache: KVCache | None = None) -> Tensor:
+        x = x + self.attn(self.ln_1(x), cache)
         return x + self.mlp(self.ln_2(x))
 
 
@@ -210,75 +182,32 @@ class Transformer(LanguageModel):
             elif name.endswith("bias") and "ln" not in name:
                 nn.init.zeros_(p)
 
-    def forward(self, idx: Tensor) -> Tensor:
-        return self._run(idx, None)
-
-    def forward_cached(self, idx: Tensor, state: Any) -> tuple[Tensor, KVCache]:
-        if state is None:
-            c = self.config
-            shape = (idx.shape[0], c.block_size, c.n_head, c.n_embd // c.n_head)
-            state = KVCache(c.n_layer, shape, self.wte.weight)
-        logits = self._run(idx, state) if self.training else self._decode(idx, state)
-        state.length += idx.shape[1]
-        return logits, state
-
-    def _check_fits(self, length: int) -> None:
-        if length > self.config.block_size:
-            raise MakemoreError(f"a sequence of {length} tokens is longer than the block size "
-                                f"{self.config.block_size}")
-
-    def _run(self, idx: Tensor, cache: KVCache | None) -> Tensor:
-        past = 0 if cache is None else cache.length
+    def forward(self, idx: Tensor, cache: list[KVCache] | None = None) -> Tensor:
+        """Logits (B, T, vocab_size) for idx (B, T). With a cache (one KVCache per layer, from new_cache), idx
+        are the positions after those already in it, and their keys and values are added to it."""
+        past = 0 if cache is None else cache[0].length
         T = idx.shape[1]
-        self._check_fits(past + T)
+        if past + T > self.config.block_size:
+            raise MakemoreError(f"a sequence of {past + T} tokens is longer than the block size "
+                                f"{self.config.block_size}")
         x = self.drop(self.wte(idx) + self.wpe.weight[past:past + T])  # positions past .. past+T-1
         for i, block in enumerate(self.blocks):
-            x = block(x, cache, i)
+            x = block(x, None if cache is None else cache[i])
         return self.lm_head(self.ln_f(x))
 
-    def restart_cached(self, state: Any) -> Any:
-        if isinstance(state, KVCache):
-            state.length = 0  # same buffers, same weights: a new window of the same generation
-            return state
-        return None
-
-    def _decode_weights(self) -> _DecodeWeights:
-        grad = torch.is_grad_enabled()
-
-        def t(w: Tensor) -> Tensor:
-            return w.t() if grad else w.detach().t().contiguous()
-
-        layers = [(b.ln_1.weight, b.ln_1.bias, t(b.attn.qkv.weight), b.attn.qkv.bias, t(b.attn.proj.weight),
-                   b.attn.proj.bias, b.ln_2.weight, b.ln_2.bias, t(b.mlp.fc.weight), b.mlp.fc.bias,
-                   t(b.mlp.proj.weight), b.mlp.proj.bias) for b in self.blocks]
-        return _DecodeWeights(layers, self.wte.weight, self.wpe.weight, (self.ln_f.weight, self.ln_f.bias),
-                              t(self.lm_head.weight))
-
-    def _decode(self, idx: Tensor, cache: KVCache) -> Tensor:
-        """_run with a cache in eval mode (no dropout), written with functional calls on 2-D activations: the
-        same operations on the same weights (the matrices transposed once per generation), without ~50 module
-        calls a token, with the residual additions inside the projections' matmuls (addmm); on CPU these calls
-        are most of a small model's time per token. (Tests hold it equal to forward().)"""
+    def new_cache(self, batch: int) -> list[KVCache]:
         c = self.config
-        B, T = idx.shape
-        past, C, nh = cache.length, c.n_embd, c.n_head
-        self._check_fits(past + T)
-        if cache.weights is None:
-            cache.weights = self._decode_weights()
-        w = cache.weights
-        eps = self.ln_f.eps
-        x = (F.embedding(idx, w.wte) + w.wpe.narrow(0, past, T)).view(B * T, C)
-        for i, (g1, b1, wa, ba, wp, bp, g2, b2, wf, bf, wm, bm) in enumerate(w.layers):
-            h = F.layer_norm(x, (C,), g1, b1, eps)
-            qkv = (torch.mm(h, wa) if ba is None else torch.addmm(ba, h, wa)).view(B, T, 3 * C)
-            k, v = cache.append(i, qkv.narrow(2, C, 2 * C))
-            y = causal_attention(heads(qkv.narrow(2, 0, C), nh), k, v, past).transpose(1, 2).reshape(B * T, C)
-            x = torch.addmm(x if bp is None else x + bp, y, wp)
-            h = F.layer_norm(x, (C,), g2, b2, eps)
-            h = F.gelu(torch.mm(h, wf) if bf is None else torch.addmm(bf, h, wf))
-            x = torch.addmm(x if bm is None else x + bm, h, wm)
-        x = F.layer_norm(x, (C,), *w.ln_f, eps)
-        return torch.mm(x, w.head).view(B, T, -1)
+        shape = (batch, c.n_head, c.block_size, c.n_embd // c.n_head)
+        return [KVCache(shape, self.wte.weight) for _ in range(c.n_layer)]
+
+    def forward_cached(self, idx: Tensor, state: Any) -> tuple[Tensor, list[KVCache]]:
+        cache = self.new_cache(idx.shape[0]) if state is None else state
+        return self(idx, cache), cache
+
+    def restart_cached(self, state: Any) -> Any:
+        for layer in state or ():
+            layer.length = 0  # same buffers: a new window of the same generation
+        return state
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ model code. Calls into makemore: `checkpoint.load_model` and the sampler (`sampl
 
 from __future__ import annotations
 
+import contextlib
 import random
 import threading
 from collections.abc import Iterator
@@ -25,15 +26,13 @@ class Engine:
 
     def __init__(self, out: str | Path, which: str = "best", threads: int | None = None) -> None:
         self.loaded = load_model(out, which)
-        if threads:  # a server runs requests side by side: one torch thread each beats threads fighting for cores
-            torch.set_num_threads(threads)
+        # A server runs requests side by side: one torch thread each beats threads fighting for cores.
+        self.threads = threads
         vocab = self.loaded.vocab
         self.lines = vocab.boundary  # lines mode: items ended by the boundary token; else one continuous text
         self.itos = vocab.itos
         self.block_size = self.loaded.model.block_size
-        # The padding before the first character, as generate() uses it: the boundary in lines mode, a newline
-        # (where a piece of text usually starts) in text mode.
-        self._pad = 0 if self.lines else vocab.stoi.get("\n", 0)
+        self._pad = sampling.pad_id(vocab)  # the padding before the first character, as generate() uses it
         self._training: set[str] | None = None
         self._training_lock = threading.Lock()
 
@@ -62,8 +61,9 @@ class Engine:
         self.encode(prefix)
         seed = random.randrange(2**31) if seed is None else seed
         against = self.training_items() if unique else None
-        items = sampling.make_more(self.loaded, n, seed=seed, unique_against=against, prompt=prefix,
-                                   temperature=temperature, top_k=top_k, max_len=max_len)
+        with self._torch_threads():
+            items = sampling.make_more(self.loaded, n, seed=seed, unique_against=against, prompt=prefix,
+                                       temperature=temperature, top_k=top_k, max_len=max_len)
         return items, seed
 
     def context(self, prefix: str) -> str:
@@ -74,7 +74,8 @@ class Engine:
     def next_probs(self, prefix: str, *, temperature: float = 1.0, top_k: int | None = None) -> list[float]:
         """P(next character | prefix) for every id in vocabulary order (itos); id 0 is the end in lines mode."""
         model, vocab = self.loaded.model, self.loaded.vocab
-        return [p for _, p in sampling.next_token_probs(model, vocab, prefix, temperature, top_k)]
+        with self._torch_threads():
+            return [p for _, p in sampling.next_token_probs(model, vocab, prefix, temperature, top_k)]
 
     def stream(self, prefix: str, length: int, *, temperature: float = 1.0, top_k: int | None = None,
                seed: int | None = None) -> Iterator[str]:
@@ -86,4 +87,22 @@ class Engine:
                                  top_k=top_k, max_len=length, generator=gen)
         if prefix:
             next(pieces)  # the prompt itself comes first
-        yield from pieces
+        while True:  # (each piece under the thread setting: a server may resume the stream in another thread)
+            with self._torch_threads():
+                piece = next(pieces, None)
+            if piece is None:
+                return
+            yield piece
+
+    @contextlib.contextmanager
+    def _torch_threads(self) -> Iterator[None]:
+        """torch's thread count set to self.threads for one call, then put back: OpenMP keeps the count per
+        thread, so the process's other threads keep theirs."""
+        before = torch.get_num_threads()
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        try:
+            yield
+        finally:
+            if self.threads:
+                torch.set_num_threads(before)
