@@ -47,7 +47,8 @@ def need(module: str, install: str) -> ModuleType:
     try:
         return importlib.import_module(module)
     except ImportError as e:
-        missing(f"needs {e.name or module}: {install}")
+        absent = e.name or module
+    missing(f"needs {absent}: {install}")  # outside the except: no "during handling" traceback under REQUIRE_ALL
 
 
 def shared_file(name: str, what: str) -> str:

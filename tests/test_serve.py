@@ -10,7 +10,7 @@ import pytest
 from conftest import need
 
 for module in ("fastapi", "uvicorn", "swagger_ui_bundle"):
-    need(module, "the serve extra: pip install -e '.[serve]'")
+    need(module, "pip install -e '.[serve]' (the serve extra)")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from makemore.serve.app import create_app  # noqa: E402
