@@ -14,7 +14,8 @@ SHARED = Path(os.environ.get("MAKEMORE_SHARED_DATA", ROOT.parent / "shared" / "d
 REQUIRE_ALL = os.environ.get("MAKEMORE_REQUIRE_ALL", "") not in ("", "0")
 
 # The slowest tests (pytest --durations, 2 cores): the README's `python -m pytest` leaves them out (addopts
-# -m "not slow" in pyproject.toml); CI runs everything (.ci/run: -m "slow or not slow"). A file, or file::test.
+# -m "not slow" in pyproject.toml); CI runs everything (.ci/run: -m "slow or not slow"), and so does a run that
+# names its files or tests (`python -m pytest tests/test_faults.py`). A file, or file::test.
 SLOW = (
     "test_browser.py",  # a real chromium and a `makemore serve` subprocess
     "test_distributed.py",  # two torchrun ranks per test: 6-24 s each
@@ -28,7 +29,10 @@ SLOW = (
 )
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+@pytest.hookimpl(tryfirst=True)  # before -m reads the marks
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.args_source != pytest.Config.ArgsSource.TESTPATHS:
+        return  # the tests were named on the command line: run them, slow or not
     for item in items:
         test = item.nodeid.split("/")[-1]
         if any(test == s or test.startswith((s + "::", s + "[")) for s in SLOW):
