@@ -1,20 +1,58 @@
+import importlib
 import os
 import shutil
 from pathlib import Path
+from types import ModuleType
+from typing import NoReturn
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("MAKEMORE_SHARED_DATA", ROOT.parent / "shared" / "data"))
-# CI sets MAKEMORE_REQUIRE_ALL=1: there a missing optional part is a failure, so no test silently stops running.
+# CI sets MAKEMORE_REQUIRE_ALL=1 (any value but empty or 0): there a missing optional part is a failure, so no test
+# silently stops running. This is its one reading; every optional part goes through missing() below.
 REQUIRE_ALL = os.environ.get("MAKEMORE_REQUIRE_ALL", "") not in ("", "0")
 
+# The slowest tests (pytest --durations, 2 cores): the README's `python -m pytest` leaves them out (addopts
+# -m "not slow" in pyproject.toml); CI runs everything (.ci/run: -m "slow or not slow"), and so does a run that
+# names its files or tests (`python -m pytest tests/test_faults.py`). A file, or file::test.
+SLOW = (
+    "test_browser.py",  # a real chromium and a `makemore serve` subprocess
+    "test_distributed.py",  # two torchrun ranks per test: 6-24 s each
+    "test_faults.py",  # kill -9 at random moments, a full disk
+    "test_fuzz.py",  # ~950 hostile inputs
+    "test_huge_inputs.py",  # a 100 MB text
+    "test_bigram.py::test_neural_bigram_converges_to_counts",
+    "test_cli.py::test_signal_saves_then_exits",
+    "test_cli.py::test_a_reader_that_goes_away_stops_sampling_quietly",
+    "test_micrograd_demo.py::test_demo_reproduces_reference_trajectory",
+)
 
-def missing(reason: str) -> None:
+
+@pytest.hookimpl(tryfirst=True)  # before -m reads the marks
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.args_source != pytest.Config.ArgsSource.TESTPATHS:
+        return  # the tests were named on the command line: run them, slow or not
+    for item in items:
+        test = item.nodeid.split("/")[-1]
+        if any(test == s or test.startswith((s + "::", s + "[")) for s in SLOW):
+            item.add_marker(pytest.mark.slow)
+
+
+def missing(reason: str) -> NoReturn:
     """Skip a test whose optional part is absent, saying how to turn it on; fail instead under REQUIRE_ALL."""
     if REQUIRE_ALL:
         pytest.fail(f"{reason} (MAKEMORE_REQUIRE_ALL is set, so this is an error, not a skip)", pytrace=False)
-    pytest.skip(reason)
+    pytest.skip(reason, allow_module_level=True)
+
+
+def need(module: str, install: str) -> ModuleType:
+    """Import an optional package (in a test or at a test file's top), or go through missing()."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        absent = e.name or module
+    missing(f"needs {absent}: {install}")  # outside the except: no "during handling" traceback under REQUIRE_ALL
 
 
 def shared_file(name: str, what: str) -> str:

@@ -1,10 +1,12 @@
 """The playground in a real browser: Debian's headless chromium driven by Selenium through Debian's chromedriver.
 
-Skipped when /usr/bin/chromium is absent, unless MAKEMORE_REQUIRE_ALL=1 (as in CI), where that is a failure.
+Skipped when chromium or chromedriver is not on PATH, unless MAKEMORE_REQUIRE_ALL is set (as in CI), where that is
+a failure. The browser resolves no host name (--host-resolver-rules): the pages must work offline.
 Screenshots go to $MAKEMORE_SCREENSHOTS when set (benchmarks/figures/ holds the committed ones), else to tmp.
 """
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -13,36 +15,28 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from conftest import missing, need
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage", "--window-size=1200,860", "--hide-scrollbars"]
-
-
-def _require(ok: bool, reason: str) -> None:
-    if not ok:
-        if os.environ.get("MAKEMORE_REQUIRE_ALL") == "1":
-            pytest.fail(f"{reason} (MAKEMORE_REQUIRE_ALL=1: the browser test must run)")
-        pytest.skip(reason)
+         "--disable-dev-shm-usage", "--window-size=1200,860", "--hide-scrollbars",
+         "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"]  # offline: no host but this one is reached
 
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    _require(CHROMIUM.exists(), f"{CHROMIUM} is absent: apt-get install chromium chromium-driver")
-    _require(CHROMEDRIVER.exists(), f"{CHROMEDRIVER} is absent: apt-get install chromium-driver")
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-    except ImportError:
-        _require(False, "selenium is not installed: pip install -e '.[test]'")
+    chromium, chromedriver = shutil.which("chromium"), shutil.which("chromedriver")
+    if chromium is None or chromedriver is None:
+        missing("needs Debian's chromium and chromedriver on PATH: apt-get install chromium chromium-driver")
+    webdriver = need("selenium.webdriver", "pip install -e '.[test]'")
+    from selenium.webdriver.chrome.service import Service
+
     os.environ["SE_OFFLINE"] = "true"  # selenium-manager must never try to download a browser or a driver
     options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
+    options.binary_location = chromium
     for flag in [*FLAGS, f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"]:
         options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=Service(executable_path=str(CHROMEDRIVER)))
+    driver = webdriver.Chrome(options=options, service=Service(executable_path=chromedriver))
     yield driver
     driver.quit()
 
@@ -142,7 +136,21 @@ def test_make_more_page(browser, server, shots):
     screenshot(d, shots / "serve_playground.png")
 
 
-def test_micrograd_page(browser, server, shots):
+def test_api_docs_page_offline(browser, server):
+    """/docs draws every operation of the API with the network blocked: Swagger UI comes from this server."""
+    from selenium.webdriver.common.by import By
+
+    d = browser
+    d.get(server + "/docs")
+    paths = wait(d, lambda d: [e.get_attribute("data-path") for e in
+                               d.find_elements(By.CSS_SELECTOR, ".opblock-summary-path")] or None)
+    assert sorted(paths) == ["/api/graph", "/api/info", "/api/next", "/api/sample", "/api/stream"]
+    assert "makemore playground" in d.find_element(By.CSS_SELECTOR, ".swagger-ui .title").text
+    loaded = d.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    assert server + "/openapi.json" in loaded and all(url.startswith(server + "/") for url in loaded), loaded
+
+
+def test_micrograd_page(browser, server, shots, dot):
     from selenium.webdriver.common.by import By
 
     d = browser

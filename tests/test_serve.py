@@ -1,13 +1,16 @@
 """The playground's API: answers, limits and their 4xx messages, static files, and the expression parser."""
 
 import math
+import re
 import socket
 import threading
 import time
 
 import pytest
+from conftest import need
 
-pytest.importorskip("fastapi", reason="the serve extra (fastapi, uvicorn) is not installed")
+for module in ("fastapi", "uvicorn", "swagger_ui_bundle"):
+    need(module, "pip install -e '.[serve]' (the serve extra)")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from makemore.serve.app import create_app  # noqa: E402
@@ -117,7 +120,7 @@ def test_limits_are_4xx_with_a_clear_message(client, path, params, status, messa
     assert message in r.json()["detail"]
 
 
-def test_graph(client):
+def test_graph(client, dot):
     r = client.post("/api/graph", json={"expr": "a*b + c", "values": {"a": 2, "b": -3, "c": 10}})
     assert r.status_code == 200, r.text
     data = r.json()
@@ -142,6 +145,12 @@ def test_graph_refuses_anything_but_arithmetic(client, expr):
     r = client.post("/api/graph", json={"expr": expr, "values": {"a": 2.0, "b": 3.0, "c": 1.0}})
     assert r.status_code in (400, 422), r.text
     assert r.json()["detail"] and "--var" not in r.json()["detail"]
+
+
+def test_graph_too_large_is_one_plain_sentence(client):
+    r = client.post("/api/graph", json={"expr": "9**9**9**9"})
+    assert r.status_code == 400
+    assert r.json()["detail"] == "the expression's value is too large for a float (over about 1.8e308)"
 
 
 def test_graph_limits(client):
@@ -187,7 +196,20 @@ def test_openapi_documents_the_limits(client):
     assert {"/api/sample", "/api/next", "/api/graph", "/api/stream", "/api/info"} <= set(spec["paths"])
     params = {p["name"]: p["schema"] for p in spec["paths"]["/api/sample"]["get"]["parameters"]}
     assert params["n"]["maximum"] == 1000 and params["temperature"]["exclusiveMinimum"] == 0
-    assert client.get("/docs").status_code == 200
+
+
+def test_docs_are_served_by_the_app(client):
+    """/docs loads Swagger UI from this server (FastAPI's own page takes it from a CDN: blank offline)."""
+    page = client.get("/docs")
+    assert page.status_code == 200 and "default-src 'self'" in page.headers["content-security-policy"]
+    links = re.findall(r'(?:src|href)="([^"]*)"', page.text)
+    assert "/docs/swagger-ui-bundle.js" in links and "/docs/swagger-ui.css" in links and "/static/docs.js" in links
+    assert "//" not in page.text and all(link.startswith("/") for link in links)  # nothing from another host
+    for link in links:
+        assert client.get(link).status_code == 200, link
+    assert "SwaggerUIBundle" in client.get("/docs/swagger-ui-bundle.js").text
+    assert client.get("/docs/index.html").status_code == 404  # only the two files the page needs
+    assert client.get("/redoc").status_code == 404  # FastAPI's ReDoc page would load from a CDN
 
 
 @pytest.fixture(scope="module")

@@ -9,12 +9,13 @@ from __future__ import annotations
 from importlib import resources
 from typing import Annotated, Any
 
-from fastapi import Body, FastAPI, Query, Request
+from fastapi import Body, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.trustedhost import TrustedHostMiddleware
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
+from swagger_ui_bundle import swagger_ui_path
 
 from makemore.errors import MakemoreError
 from makemore.serve.engine import Engine
@@ -24,6 +25,10 @@ MAX_N = 1000
 MAX_LENGTH = 2000
 MAX_BODY = 64 * 1024  # bytes of request body; a graph request is well under 2 KB
 STATIC = resources.files("makemore") / "serve" / "static"
+# /docs: Swagger UI's two files from the swagger-ui-bundle-v2 package; FastAPI's own /docs page fetches them from a
+# CDN, so it was blank offline.
+SWAGGER_UI = {"swagger-ui-bundle.js": swagger_ui_path / "swagger-ui-bundle.js",
+              "swagger-ui.css": swagger_ui_path / "swagger-ui.css"}
 # Only our own files run on the pages: no CDN, nothing inline except the drawn SVG's attributes.
 HEADERS = {"Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
            "object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
@@ -79,7 +84,8 @@ def create_app(engine: Engine, allowed_hosts: list[str] | None = None) -> FastAP
     elsewhere cannot reach a loopback server by pointing its own domain name at 127.0.0.1)."""
     app = FastAPI(title="makemore playground", version="0.1.0",
                   description="Sample from a trained makemore model, see its next-character probabilities, and "
-                  "draw micrograd expression graphs.")
+                  "draw micrograd expression graphs.",
+                  docs_url=None, redoc_url=None)  # our own /docs below: FastAPI's load their assets from CDNs
 
     if allowed_hosts:
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts)
@@ -116,6 +122,16 @@ def create_app(engine: Engine, allowed_hosts: list[str] | None = None) -> FastAP
     @app.get("/micrograd", include_in_schema=False)
     def micrograd() -> FileResponse:
         return FileResponse(str(STATIC / "micrograd.html"))
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> FileResponse:
+        return FileResponse(str(STATIC / "docs.html"))
+
+    @app.get("/docs/{name}", include_in_schema=False)
+    def docs_asset(name: str) -> FileResponse:
+        if name not in SWAGGER_UI:
+            raise HTTPException(404)
+        return FileResponse(str(SWAGGER_UI[name]))
 
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")  # refuses paths outside the folder
 
