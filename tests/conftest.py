@@ -26,6 +26,7 @@ SLOW = (
     "test_cli.py::test_signal_saves_then_exits",
     "test_cli.py::test_a_reader_that_goes_away_stops_sampling_quietly",
     "test_micrograd_demo.py::test_demo_reproduces_reference_trajectory",
+    "test_notebook.py",  # a Jupyter kernel running examples/lectures-1-3.ipynb
 )
 
 
