@@ -128,6 +128,10 @@ def test_a_recurrent_cell_is_seen_at_every_time_step(names_corpus):
     assert snap.activations["cell.forget_gate"].shape == (16 * 8, 32)  # 16 rows x 8 steps, 32 hidden units
     gates = [s for s in snap.layers if s.function == "sigmoid"]
     assert all(0.4 < s.mean < 0.6 for s in gates)  # small initial weights: gates half open
+    # the learned start state is all zeros at first: no grad:data ratio (it used to print inf)
+    ratios = {p.name: p.grad_data_ratio for p in snap.params}
+    assert ratios["start"] is None and 1e-4 < ratios["cell.xh_to_gates.weight"] < 1
+    assert "inf" not in diagnostics.format_table(snap)
 
 
 def test_saturated_gates_are_flagged(names_corpus):

@@ -39,7 +39,7 @@ def test_saturation_figure_counts_what_the_table_counts(names_corpus):
     # one threshold: the title's share is the table's, by the same rule (it used to count |t| > 0.99)
     assert ax.get_title() == f"act: {100 * layer.saturated:.1f}% saturated (|t| > 0.97)"
     assert f"{100 * layer.saturated:8.1f}%" in diagnostics.format_table(snap)
-    assert ax.get_xlabel() == "unit" and ax.get_ylabel() == "example"
+    assert ax.get_xlabel() == "unit" and ax.get_ylabel() == "example (× position)"
 
 
 def test_counts_table_text_stays_readable():

@@ -76,7 +76,7 @@ class ParamStats:
     shape: tuple[int, ...]
     grad_mean: float
     grad_std: float
-    grad_data_ratio: float
+    grad_data_ratio: float | None  # None where the data has no spread to compare with
 
 
 @dataclass
@@ -159,8 +159,9 @@ def snapshot(model: nn.Module, X: Tensor, Y: Tensor) -> Snapshot:
         if p.dim() == 2 and p.grad is not None:
             g = p.grad.detach().clone()
             grads[name] = g
+            spread = p.detach().std().item()  # 0 for a parameter still at its constant start (an RNN's state)
             params.append(ParamStats(name, tuple(p.shape), g.mean().item(), g.std().item(),
-                                     (g.std() / p.detach().std()).item()))
+                                     g.std().item() / spread if spread > 0 else None))
         p.grad = saved_grads[name]
     return Snapshot(loss.item(), layers, params, acts, act_grads, grads, flat)
 
@@ -227,12 +228,13 @@ def write_plots(snap: Snapshot, updates: UpdateRecorder | None, folder: str | Pa
     folder = Path(folder)
     paths = [
         plots.histograms(snap.activations, folder / "activations.png", "activation (output of each non-linearity)",
-                         [f"{s.function}, mean {s.mean:+.2f}, std {s.std:.2f}, {100 * s.saturated:.1f}% flat "
+                         [f"{s.function}, mean {s.mean:+.2f}, std {s.std:.2f}, {100 * s.saturated:.1f}% saturated "
                           f"({s.flat_rule})" for s in snap.layers]),
         plots.histograms(snap.act_grads, folder / "activation_grads.png", "gradient at the non-linearity's output",
                          [f"mean {s.grad_mean:+.2e}, std {s.grad_std:.2e}" for s in snap.layers]),
         plots.histograms(snap.param_grads, folder / "weight_grads.png", "weight gradient",
-                         [f"{tuple(p.shape)} grad:data {p.grad_data_ratio:.2e}" for p in snap.params]),
+                         [f"{tuple(p.shape)} grad:data " + ("-" if p.grad_data_ratio is None else
+                                                              f"{p.grad_data_ratio:.2e}") for p in snap.params]),
         plots.saturation_map(snap.flat, folder / "saturation.png", [s.flat_rule for s in snap.layers]),
     ]
     if updates is not None and updates.steps:
@@ -247,11 +249,11 @@ def format_table(snap: Snapshot) -> str:
              f"{100 * s.dead:5.1f}% {s.grad_mean:+10.2e} {s.grad_std:9.2e}" for s in snap.layers]
     rules = sorted({f"{s.function}: {s.flat_rule}" for s in snap.layers})
     if rules:
-        rows.append("saturated: the share of outputs where " + "; ".join(rules)
-                    + ". dead: the share of units saturated on every example.")
+        rows.append("saturated: the share of outputs where the function is flat (" + "; ".join(rules)
+                    + "); dead: the share of units saturated on every example")
     rows += ["", f"{'weight':24s} {'shape':>12s} {'grad mean':>10s} {'grad std':>9s} {'grad:data':>9s}"]
-    rows += [f"{p.name:24s} {str(p.shape):>12s} {p.grad_mean:+10.2e} {p.grad_std:9.2e} {p.grad_data_ratio:9.2e}"
-             for p in snap.params]
+    rows += [f"{p.name:24s} {str(p.shape):>12s} {p.grad_mean:+10.2e} {p.grad_std:9.2e} "
+             + ("        -" if p.grad_data_ratio is None else f"{p.grad_data_ratio:9.2e}") for p in snap.params]
     if snap.saturated_layers:
         rows += ["", f"saturated (> {100 * SATURATION_ALARM:.0f}% of outputs saturated, or for a rectifier "
                  f"> {100 * DEAD_ALARM:.0f}% of units dead): " + ", ".join(snap.saturated_layers)]

@@ -159,7 +159,7 @@ def saturation_figure(flat: dict[str, torch.Tensor], rules: Sequence[str]) -> Fi
         sat = mask.detach().cpu().reshape(-1, mask.shape[-1]).numpy()
         ax.imshow(sat, cmap="gray", interpolation="nearest", aspect="auto", vmin=0, vmax=1)
         ax.set_title(f"{name}: {100 * sat.mean():.1f}% saturated ({rule})", fontsize=9)
-        ax.set_ylabel("example")
+        ax.set_ylabel("example (× position)")
         ax.set_xlabel("unit")
     fig.tight_layout()
     return fig
