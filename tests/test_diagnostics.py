@@ -132,6 +132,9 @@ def test_a_recurrent_cell_is_seen_at_every_time_step(names_corpus):
     ratios = {p.name: p.grad_data_ratio for p in snap.params}
     assert ratios["start"] is None and 1e-4 < ratios["cell.xh_to_gates.weight"] < 1
     assert "inf" not in diagnostics.format_table(snap)
+    figs = diagnostics.figures(snap)  # for a notebook: Figures, nothing written
+    assert list(figs) == ["activations", "activation_grads", "weight_grads", "saturation"]
+    assert len(figs["saturation"].axes) == 5 and len(figs["activations"].axes[0].lines) == 5
 
 
 def test_saturated_gates_are_flagged(names_corpus):

@@ -75,3 +75,10 @@ def test_a_failed_write_names_the_users_path(tmp_path):
         atomic_write(target, disk_full)
     assert e.value.errno == errno.ENOSPC and e.value.filename == str(target)
     assert list(tmp_path.iterdir()) == []  # and no temporary left behind
+
+
+def test_a_notebook_shows_a_figure_as_a_picture():
+    formatters = pytest.importorskip("IPython.core.formatters")
+    fig = plots.lr_find_figure([-3, -2, -1], [3.0, 2.5, 4.0], 0.01)
+    data, _ = formatters.DisplayFormatter().format(fig)  # what Jupyter puts in the cell's output
+    assert data["image/png"][:8] == b"\x89PNG\r\n\x1a\n"

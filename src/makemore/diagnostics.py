@@ -13,6 +13,7 @@ import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
@@ -20,6 +21,9 @@ from torch import Tensor, nn
 from makemore import nn as mnn
 from makemore.batches import Examples
 from makemore.training import StepInfo, Stepper, TrainConfig, loss_fn, lr_at
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 SATURATED = 0.97  # |tanh| beyond this passes almost no gradient back (1 - t**2 < 0.06)
 GELU_OFF = -3.0  # below this GELU's output and slope are within 1.2% of zero: the flat side of a rectifier
@@ -222,24 +226,34 @@ def _plain_stepper(model: nn.Module, cfg: TrainConfig) -> Stepper:
     return Stepper(model, dataclasses.replace(cfg, grad_clip=0.0), torch.device("cpu"))
 
 
-def write_plots(snap: Snapshot, updates: UpdateRecorder | None, folder: str | Path) -> list[Path]:
+def figures(snap: Snapshot, updates: UpdateRecorder | None = None) -> dict[str, Figure]:
+    """The lecture's pictures of one snapshot (and of the update ratios, if recorded), by name: matplotlib
+    Figures, which a notebook shows."""
     from makemore import plots
 
-    folder = Path(folder)
-    paths = [
-        plots.histograms(snap.activations, folder / "activations.png", "activation (output of each non-linearity)",
-                         [f"{s.function}, mean {s.mean:+.2f}, std {s.std:.2f}, {100 * s.saturated:.1f}% saturated "
-                          f"({s.flat_rule})" for s in snap.layers]),
-        plots.histograms(snap.act_grads, folder / "activation_grads.png", "gradient at the non-linearity's output",
-                         [f"mean {s.grad_mean:+.2e}, std {s.grad_std:.2e}" for s in snap.layers]),
-        plots.histograms(snap.param_grads, folder / "weight_grads.png", "weight gradient",
-                         [f"{tuple(p.shape)} grad:data " + ("-" if p.grad_data_ratio is None else
-                                                              f"{p.grad_data_ratio:.2e}") for p in snap.params]),
-        plots.saturation_map(snap.flat, folder / "saturation.png", [s.flat_rule for s in snap.layers]),
-    ]
+    ratio = {p.name: "-" if p.grad_data_ratio is None else f"{p.grad_data_ratio:.2e}" for p in snap.params}
+    figs = {
+        "activations": plots.histograms_figure(
+            snap.activations, "activation (output of each non-linearity)",
+            [f"{s.function}, mean {s.mean:+.2f}, std {s.std:.2f}, {100 * s.saturated:.1f}% saturated ({s.flat_rule})"
+             for s in snap.layers]),
+        "activation_grads": plots.histograms_figure(
+            snap.act_grads, "gradient at the non-linearity's output",
+            [f"mean {s.grad_mean:+.2e}, std {s.grad_std:.2e}" for s in snap.layers]),
+        "weight_grads": plots.histograms_figure(
+            snap.param_grads, "weight gradient", [f"{p.shape} grad:data {ratio[p.name]}" for p in snap.params]),
+        "saturation": plots.saturation_figure(snap.flat, [s.flat_rule for s in snap.layers]),
+    }
     if updates is not None and updates.steps:
-        paths.append(plots.update_ratios(updates.steps, updates.ratios, folder / "update_ratios.png"))
-    return paths
+        figs["update_ratios"] = plots.update_ratios_figure(updates.steps, updates.ratios)
+    return figs
+
+
+def write_plots(snap: Snapshot, updates: UpdateRecorder | None, folder: str | Path) -> list[Path]:
+    """The figures as PNGs in `folder`, one per name (activations.png, saturation.png, ...)."""
+    from makemore import plots
+
+    return [plots.save(fig, Path(folder) / f"{name}.png") for name, fig in figures(snap, updates).items()]
 
 
 def format_table(snap: Snapshot) -> str:

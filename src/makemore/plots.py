@@ -7,6 +7,7 @@ state changes, so a notebook's own plotting is left as it was.
 
 from __future__ import annotations
 
+import functools
 import io
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,18 +20,34 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 
-def _figure(**kw) -> Figure:
+def _png(fig: Figure, dpi: int = 100) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    return buf.getvalue()
+
+
+@functools.cache
+def _figure_class() -> type[Figure]:
     from matplotlib.figure import Figure
 
-    return Figure(**kw)  # not pyplot: nothing registered globally, nothing left open between figures
+    class ShownFigure(Figure):
+        """A Figure that Jupyter shows as a picture even when pyplot (which registers that display) was never
+        imported."""
+
+        def _repr_png_(self) -> bytes:
+            return _png(self)
+
+    return ShownFigure
+
+
+def _figure(**kw) -> Figure:
+    return _figure_class()(**kw)  # not pyplot: nothing registered globally, nothing left open between figures
 
 
 def save(fig: Figure, path: str | Path, dpi: int = 100) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
-    atomic_write(path, buf.getvalue())
+    atomic_write(path, _png(fig, dpi))
     return path
 
 
