@@ -68,11 +68,11 @@ class Engine:
 
     def context(self, prefix: str) -> str:
         """The characters the next-character probabilities after `prefix` are computed from, as the sampler feeds
-        them (padding shown as itos shows it), which depends on the kind of model:
-        - a context model (bigram counts, MLP, WaveNet) sees a fixed window: its last block_size characters;
+        them (padding shown as itos shows it). That depends on the kind of model:
+        - a context model (MLP, WaveNet) sees a fixed window: its last block_size characters, padded at the start;
         - a recurrent model reads the whole prefix, one character at a time, through its hidden state;
-        - a Transformer (or bag of words) attends to the prefix up to its context limit: past it, the sampler
-          starts a new window (with a cache, on the last half of the limit, so that later steps stay cheap)."""
+        - any other sequence model (Transformer, bag of words, bigram) reads the prefix up to its context limit:
+          past it, the sampler starts a new window (with a cache, on the last half of the limit)."""
         model = self.loaded.model
         ids = sampling._start(model, self.loaded.vocab, prefix)
         limit = model.context_limit
