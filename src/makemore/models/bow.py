@@ -7,7 +7,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from makemore.models.registry import LanguageModel, ModelConfig, register
@@ -30,6 +29,7 @@ class BoW(LanguageModel):
         self.wte = nn.Embedding(c.vocab_size, c.n_embd)
         self.wpe = nn.Embedding(c.block_size, c.n_embd)
         self.fc = nn.Linear(c.n_embd, c.n_hidden)
+        self.gelu = nn.GELU()  # a module, so that diagnostics can hook it
         self.proj = nn.Linear(c.n_hidden, c.n_embd)
         self.lm_head = nn.Linear(c.n_embd, c.vocab_size)
 
@@ -39,5 +39,5 @@ class BoW(LanguageModel):
         # Row t of the weights is 1/(t+1) on positions 0..t: a running mean that never looks ahead.
         weights = torch.ones(T, T, device=idx.device).tril()
         x = x + (weights / weights.sum(1, keepdim=True)) @ x
-        x = x + self.proj(F.gelu(self.fc(x)))
+        x = x + self.proj(self.gelu(self.fc(x)))
         return self.lm_head(x)

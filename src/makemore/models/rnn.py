@@ -33,9 +33,10 @@ class RNNCell(nn.Module):
     def __init__(self, n_in: int, n_hidden: int):
         super().__init__()
         self.xh_to_h = nn.Linear(n_in + n_hidden, n_hidden)
+        self.tanh = nn.Tanh()  # non-linearities are modules, so that diagnostics can hook each of them
 
     def forward(self, x: Tensor, h: Tensor) -> Tensor:
-        return torch.tanh(self.xh_to_h(torch.cat([x, h], dim=1)))
+        return self.tanh(self.xh_to_h(torch.cat([x, h], dim=1)))
 
 
 class GRUCell(nn.Module):
@@ -47,12 +48,13 @@ class GRUCell(nn.Module):
         self.xh_to_z = nn.Linear(n_in + n_hidden, n_hidden)
         self.xh_to_r = nn.Linear(n_in + n_hidden, n_hidden)
         self.xh_to_hbar = nn.Linear(n_in + n_hidden, n_hidden)
+        self.reset_gate, self.update_gate, self.candidate = nn.Sigmoid(), nn.Sigmoid(), nn.Tanh()
 
     def forward(self, x: Tensor, h: Tensor) -> Tensor:
         xh = torch.cat([x, h], dim=1)
-        r = torch.sigmoid(self.xh_to_r(xh))
-        z = torch.sigmoid(self.xh_to_z(xh))
-        hbar = torch.tanh(self.xh_to_hbar(torch.cat([x, r * h], dim=1)))
+        r = self.reset_gate(self.xh_to_r(xh))
+        z = self.update_gate(self.xh_to_z(xh))
+        hbar = self.candidate(self.xh_to_hbar(torch.cat([x, r * h], dim=1)))
         return (1 - z) * h + z * hbar
 
 
@@ -64,12 +66,14 @@ class LSTMCell(nn.Module):
         super().__init__()
         self.n_hidden = n_hidden
         self.xh_to_gates = nn.Linear(n_in + n_hidden, 4 * n_hidden)  # i, f, g, o in one matmul
+        self.input_gate, self.forget_gate, self.output_gate = nn.Sigmoid(), nn.Sigmoid(), nn.Sigmoid()
+        self.candidate, self.memory_out = nn.Tanh(), nn.Tanh()
 
     def forward(self, x: Tensor, state: Tensor) -> Tensor:
         h, c = state.chunk(2, dim=1)
         i, f, g, o = self.xh_to_gates(torch.cat([x, h], dim=1)).chunk(4, dim=1)
-        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-        h = torch.sigmoid(o) * torch.tanh(c)
+        c = self.forget_gate(f) * c + self.input_gate(i) * self.candidate(g)
+        h = self.output_gate(o) * self.memory_out(c)
         return torch.cat([h, c], dim=1)
 
 

@@ -135,11 +135,12 @@ class MLP(nn.Module):
     def __init__(self, c: TransformerConfig):
         super().__init__()
         self.fc = nn.Linear(c.n_embd, 4 * c.n_embd, bias=c.bias)
+        self.gelu = nn.GELU()  # a module, so that diagnostics can hook it
         self.proj = nn.Linear(4 * c.n_embd, c.n_embd, bias=c.bias)
         self.dropout = nn.Dropout(c.dropout)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.dropout(self.proj(F.gelu(self.fc(x))))
+        return self.dropout(self.proj(self.gelu(self.fc(x))))
 
 
 class Block(nn.Module):

@@ -67,8 +67,19 @@ class Engine:
         return items, seed
 
     def context(self, prefix: str) -> str:
-        """What the model sees after `prefix`: its last block_size characters, padding shown as itos shows it."""
-        ids = ([self._pad] * self.block_size + self.encode(prefix))[-self.block_size:]
+        """The characters the next-character probabilities after `prefix` are computed from, as the sampler feeds
+        them (padding shown as itos shows it). That depends on the kind of model:
+        - a context model (MLP, WaveNet) sees a fixed window: its last block_size characters, padded at the start;
+        - a recurrent model reads the whole prefix, one character at a time, through its hidden state;
+        - any other sequence model (Transformer, bag of words, bigram) reads the prefix up to its context limit:
+          past it, the sampler starts a new window (with a cache, on the last half of the limit)."""
+        model = self.loaded.model
+        ids = sampling._start(model, self.loaded.vocab, prefix)
+        limit = model.context_limit
+        if model.kind == "context":
+            ids = ids[-model.block_size:]
+        elif limit is not None and len(ids) > limit:
+            ids = ids[-(max(limit // 2, 1) if model.cached else limit):]
         return "".join(self.itos[i] for i in ids)
 
     def next_probs(self, prefix: str, *, temperature: float = 1.0, top_k: int | None = None) -> list[float]:

@@ -117,17 +117,41 @@ async function drawChart() {
   } catch (e) {
     if (token === chartToken) {
       $("bars").replaceChildren();
+      $("context-before").textContent = "The model sees";
       $("context").textContent = "?";
+      $("context-after").textContent = "";
       say(e.message, true);
     }
     return;
   }
   if (token !== chartToken) return;
-  $("context").textContent = JSON.stringify(data.context).slice(1, -1);
+  showContext(data.context, data.prefix);
   let probs = data.probs.map((p, i) => ({ ...p, end: info.mode === "lines" && i === 0 }));
   if (probs.length > MAX_BARS) probs = probs.slice().sort((a, b) => b.p - a.p).slice(0, MAX_BARS);
   const top = Math.max(...probs.map((p) => p.p), 1e-9);
   $("bars").replaceChildren(...probs.map((p) => bar(p, top)));
+}
+
+// What the model reads, as the server tells it, and how that compares with what was typed: a window model (an
+// MLP) sees a fixed number of characters, padded before the start; a recurrent net reads everything so far
+// through its state; a Transformer reads up to its context limit. The comparison is right for each.
+function showContext(context, prefix) {
+  const typed = (info.mode === "lines" ? info.boundary : "") + prefix;
+  const n = context.length;
+  let before = "The model reads all of";
+  let after = "";
+  if (!prefix) {
+    before = "Before the first character, the model reads";
+  } else if (n < typed.length) {
+    before = `The model sees only the last ${n} character${n === 1 ? "" : "s"},`;
+    after = " (earlier ones are out of its reach),";
+  } else if (n > typed.length) {
+    before = `The model sees a window of ${n} characters,`;
+    after = " (padded before the start),";
+  }
+  $("context-before").textContent = before;
+  $("context").textContent = JSON.stringify(context).slice(1, -1);
+  $("context-after").textContent = after;
 }
 
 function bar(p, top) {
@@ -166,6 +190,12 @@ function chartSoon() {
   chartTimer = setTimeout(drawChart, 120);
 }
 
+// A recurrent model's block size is only the length of its training rows: its context has no limit.
+function contextSize() {
+  if (!("context_limit" in info)) return `context ${info.block_size}`;
+  return info.context_limit === null ? "unbounded context (recurrent)" : `context ${info.context_limit}`;
+}
+
 async function start() {
   info = await (await api("/api/info")).json();
   const text = info.mode === "text";
@@ -174,7 +204,7 @@ async function start() {
   $("top-k").max = info.vocab.length;
   const loss = info.val_loss == null ? "" : `, val loss ${info.val_loss.toFixed(3)}`;
   $("model-info").textContent = `${info.model} model, ${info.mode} mode, ${info.vocab.length} tokens, ` +
-    `context ${info.block_size}, step ${info.step}${loss}`;
+    `${contextSize()}, step ${info.step}${loss}`;
   $("controls").addEventListener("submit", generate);
   for (const id of ["n", "length", "temperature", "top-k"]) $(id).addEventListener("input", showOutputs);
   for (const id of ["temperature", "top-k", "prefix"]) $(id).addEventListener("input", chartSoon);
