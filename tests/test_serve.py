@@ -270,4 +270,4 @@ def test_cli(tmp_path, capsys):
     assert "no checkpoint" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["serve", "--out", str(tmp_path), "--port", "70000"])
-    assert "a port is 0-65535" in capsys.readouterr().err
+    assert "--port: must be between 0 and 65,535" in capsys.readouterr().err

@@ -6,6 +6,8 @@ import argparse
 import json
 from typing import Any
 
+from makemore import flags
+
 __all__ = ["register"]
 
 
@@ -21,8 +23,8 @@ def register(subparsers: Any) -> None:
                        "difference; then the fused cross-entropy and BatchNorm gradients.")
     c.add_argument("--data", default="names", help="a UTF-8 text file, or 'names' (bundled, the default)")
     c.add_argument("--mode", default="auto", choices=["auto", "lines", "text"])
-    c.add_argument("--batch-size", type=int, default=32)
-    c.add_argument("--seed", type=int, default=2147483647, help="the generator of the weights, then the batch")
+    c.add_argument("--batch-size", type=flags.number_in(int, 2, 1 << 20), default=32)
+    c.add_argument("--seed", type=flags.seed, default=2147483647, help="the generator of the weights, then the batch")
     c.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     c.add_argument("--json", action="store_true", help='print {"rows": [{"name", "exact", "approximate", '
                    '"maxdiff"}, ...]}')

@@ -14,46 +14,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from makemore import __version__
+from makemore import __version__, flags
 from makemore.errors import MakemoreError
-from makemore.limits import MAX_INT, MAX_LEN, MAX_SAMPLES
+from makemore.limits import MAX_LEN, MAX_SAMPLES
 
 
-def _value(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
-def _key_value(text: str) -> tuple[str, Any]:
-    key, sep, value = text.partition("=")
-    if not sep:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    key = key.replace("-", "_")
+def _setting(text: str) -> tuple[str, Any]:
+    key, value = flags.key_value(text)
     if key == "vocab_size":
         raise argparse.ArgumentTypeError("vocab_size is the data's number of characters: it cannot be set")
-    return key, _value(value)
-
-
-def number_in(kind: type[int] | type[float], low: float, high: float, shown: str | None = None):
-    """An argparse type: a number of `kind` from low to high (never NaN); `shown` names the range in errors.
-    (Every command's number flags use it: micrograd and serve too.)"""
-    noun = "a whole number" if kind is int else "a number"
-    shown = shown or (f"{low:,} and {high:,}" if kind is int else f"{low:g} and {high:g}")
-
-    def parse(text: str) -> int | float:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {noun}, got {text!r}") from None
-        if not low <= value <= high:  # (False for NaN)
-            raise argparse.ArgumentTypeError(f"must be between {shown}, not {text}")
-        return value
-    return parse
-
-
-seed_type = number_in(int, 0, MAX_INT, "0 and 2**63-1")  # what torch's generators take
+    return key, value
 
 
 def _train_settings(args: argparse.Namespace) -> dict[str, Any]:
@@ -168,8 +138,8 @@ def _model_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", help="preset, for a fresh model")
     p.add_argument("--data", default="names")
     p.add_argument("--mode", default="auto", choices=["auto", "lines", "text"])
-    p.add_argument("--set", type=_key_value, action="append", metavar="KEY=VALUE")
-    p.add_argument("--seed", type=seed_type, default=0)
+    p.add_argument("--set", type=_setting, action="append", metavar="KEY=VALUE")
+    p.add_argument("--seed", type=flags.seed, default=0)
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -273,9 +243,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--force", action="store_true", help="replace a checkpoint already in --out")
     _add_train_flags(t)
     t.add_argument("--smoothing", type=float, help="bigram-counts: add-k smoothing")
-    t.add_argument("--set", type=_key_value, action="append", metavar="KEY=VALUE",
+    t.add_argument("--set", type=_setting, action="append", metavar="KEY=VALUE",
                    help="a model setting, e.g. --set n_hidden=300")
-    t.add_argument("--samples", type=number_in(int, 0, 1_000_000), default=10,
+    t.add_argument("--samples", type=flags.number_in(int, 0, 1_000_000), default=10,
                    help="samples to print after training (default 10)")
     t.add_argument("--diagnose", action="store_true", help="record update ratios, write diagnostic plots")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -283,16 +253,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("sample", help="generate new text from a trained model")
     s.add_argument("--out", required=True, help="checkpoint directory")
-    s.add_argument("-n", type=number_in(int, 1, MAX_SAMPLES),
+    s.add_argument("-n", type=flags.number_in(int, 1, MAX_SAMPLES),
                    help="how many samples (default 20 items, or 1 text, streamed; several texts are "
                    "drawn together in one batch and printed when done, so with the same seed the first of them "
                    "differs from the single streamed text)")
     s.add_argument("--temperature", type=float, default=1.0)
     s.add_argument("--top-k", type=int)
     s.add_argument("--prompt", default="", help="text the samples start with")
-    s.add_argument("--seed", type=seed_type, default=0)
+    s.add_argument("--seed", type=flags.seed, default=0)
     s.add_argument("--unique", action="store_true", help="drop samples that appear in the training data")
-    s.add_argument("--max-tokens", "--max-len", type=number_in(int, 0, MAX_LEN), dest="max_len",
+    s.add_argument("--max-tokens", "--max-len", type=flags.number_in(int, 0, MAX_LEN), dest="max_len",
                    help="new characters per sample at most (default 64 for items, 500 for text)")
     s.add_argument("--last", action="store_true", help="use the last weights, not the best on val")
     s.set_defaults(func=cmd_sample)
@@ -317,8 +287,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("diagnose", help="activation, gradient and update statistics, as plots and a table")
     _model_flags(d)
-    d.add_argument("--batch-size", type=number_in(int, 2, 1 << 20), default=32)
-    d.add_argument("--probe-steps", type=number_in(int, 0, 1_000_000), default=200,
+    d.add_argument("--batch-size", type=flags.number_in(int, 2, 1 << 20), default=32)
+    d.add_argument("--probe-steps", type=flags.number_in(int, 0, 1_000_000), default=200,
                    help="optimiser steps to measure update ratios")
     d.add_argument("--dir", help="where to write the PNGs (default OUT/diagnostics)")
     d.add_argument("--json", action="store_true", help="the statistics as JSON on stdout")
@@ -326,9 +296,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     lf = sub.add_parser("lr-find", help="the lecture's learning-rate search: one step per rate, plotted")
     _model_flags(lf)
-    lf.add_argument("--min", type=number_in(float, -30, 30), default=-3.0, help="lowest log10 rate")
-    lf.add_argument("--max", type=number_in(float, -30, 30), default=0.0, help="highest log10 rate")
-    lf.add_argument("--num", type=number_in(int, 2, 1_000_000), default=1000, help="rates to try, one step each")
+    lf.add_argument("--min", type=flags.number_in(float, -30, 30), default=-3.0, help="lowest log10 rate")
+    lf.add_argument("--max", type=flags.number_in(float, -30, 30), default=0.0, help="highest log10 rate")
+    lf.add_argument("--num", type=flags.number_in(int, 2, 1_000_000), default=1000,
+                    help="rates to try, one step each")
     lf.add_argument("--file", default="lr_find.png")
     lf.set_defaults(func=cmd_lr_find)
 

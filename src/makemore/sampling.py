@@ -20,11 +20,10 @@ from makemore.batches import BOUNDARY_ID
 from makemore.checkpoint import Trained
 from makemore.data import Vocab
 from makemore.errors import MakemoreError
+from makemore.limits import MAX_LEN, MAX_SAMPLES
 from makemore.models import LanguageModel
 
 DEFAULT_MAX_LEN = {"lines": 64, "text": 500}
-MAX_SAMPLES = 100_000  # one batch: more would not fit in memory with any context
-MAX_LEN = 1_000_000
 
 
 def _device(model: torch.nn.Module) -> torch.device:

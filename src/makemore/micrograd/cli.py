@@ -12,6 +12,7 @@ import math
 import operator
 from typing import TYPE_CHECKING, Any
 
+from makemore import flags
 from makemore.errors import MakemoreError
 
 if TYPE_CHECKING:
@@ -44,7 +45,8 @@ def register(subparsers: Any) -> None:
         description="Train MLP(2, [16, 16, 1]) on 100 two-moons points with an SVM loss, as in the lecture;"
         " prints the loss and accuracy of every step.",
     )
-    d.add_argument("--steps", type=_positive_int, default=100, help="SGD steps (default 100)")
+    d.add_argument("--steps", type=flags.number_in(int, 1, 10_000_000), default=100,
+                   help="SGD steps (default 100)")
     d.add_argument("--plot", metavar="PATH", help="save the decision boundary there (png, svg, pdf, ...)")
     d.set_defaults(func=cmd_demo)
 
@@ -72,16 +74,6 @@ def register(subparsers: Any) -> None:
     g.add_argument("--rankdir", choices=["LR", "TB"], default="LR", help="layout direction (default LR)")
     g.add_argument("--no-backward", action="store_true", help="draw without computing gradients")
     g.set_defaults(func=cmd_graph)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def _assignment(text: str) -> tuple[str, float]:

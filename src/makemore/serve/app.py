@@ -17,6 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 from swagger_ui_bundle import swagger_ui_path
 
+from makemore import __version__
 from makemore.errors import MakemoreError
 from makemore.serve.engine import Engine
 from makemore.serve.expr import MAX_EXPR, MAX_VALUES, Unavailable, build_graph
@@ -52,7 +53,8 @@ class SampleOut(BaseModel):
 
 class NextOut(BaseModel):
     prefix: str
-    context: str = Field(description="what the model sees: the last block_size characters, padded")
+    context: str = Field(description="what the model reads for its next character (a window, or the whole prefix "
+                                     "for recurrent models)")
     probs: list[Prob] = Field(description="P(next character), in vocabulary order; in lines mode the first "
                               "entry is the end of the item")
 
@@ -82,7 +84,7 @@ class GraphOut(BaseModel):
 def create_app(engine: Engine, allowed_hosts: list[str] | None = None) -> FastAPI:
     """The app serving `engine`'s model; with `allowed_hosts`, requests naming another Host are refused (a page
     elsewhere cannot reach a loopback server by pointing its own domain name at 127.0.0.1)."""
-    app = FastAPI(title="makemore playground", version="0.1.0",
+    app = FastAPI(title="makemore playground", version=__version__,
                   description="Sample from a trained makemore model, see its next-character probabilities, and "
                   "draw micrograd expression graphs.",
                   docs_url=None, redoc_url=None)  # our own /docs below: FastAPI's load their assets from CDNs

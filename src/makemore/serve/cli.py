@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import Any
 
+from makemore import flags
 from makemore.errors import MakemoreError
 
 __all__ = ["register"]
@@ -23,19 +24,9 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--out", required=True, help="checkpoint directory")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=_port, default=8000, help="TCP port (default 8000)")
+    p.add_argument("--port", type=flags.port, default=8000, help="TCP port (default 8000)")
     p.add_argument("--last", action="store_true", help="use the last weights, not the best on val")
     p.set_defaults(func=cmd_serve)
-
-
-def _port(text: str) -> int:
-    try:
-        port = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"a port is 0-65535, got {port}")
-    return port
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

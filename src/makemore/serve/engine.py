@@ -40,7 +40,8 @@ class Engine:
         ckpt = self.loaded.ckpt
         return {"model": ckpt.model, "mode": "lines" if self.lines else "text", "vocab": self.itos,
                 "boundary": self.itos[0] if self.lines else None, "block_size": self.block_size,
-                "step": ckpt.step, "val_loss": ckpt.best.get("val")}
+                "step": ckpt.step, "val_loss": ckpt.best.get("val"), "kind": self.loaded.model.kind,
+                "context_limit": self.loaded.model.context_limit}
 
     def encode(self, prefix: str) -> list[int]:
         """The prefix as ids; a MakemoreError names any character the model never saw."""
