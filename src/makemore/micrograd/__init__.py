@@ -12,7 +12,7 @@ Nothing here needs torch or numpy except the demo's data (numpy) and its plot
 """
 
 from makemore.micrograd.draw import draw_dot
-from makemore.micrograd.engine import Value
+from makemore.micrograd.engine import Value, gc_paused
 from makemore.micrograd.nn import MLP, Layer, Module, Neuron
 
-__all__ = ["Value", "Module", "Neuron", "Layer", "MLP", "draw_dot"]
+__all__ = ["Value", "Module", "Neuron", "Layer", "MLP", "draw_dot", "gc_paused"]
