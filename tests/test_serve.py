@@ -271,3 +271,15 @@ def test_cli(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["serve", "--out", str(tmp_path), "--port", "70000"])
     assert "--port: must be between 0 and 65,535" in capsys.readouterr().err
+
+
+def test_cli_names_a_missing_part_of_the_serve_extra(tmp_path, monkeypatch, capsys):
+    import sys
+
+    from makemore.cli import main
+
+    monkeypatch.setitem(sys.modules, "swagger_ui_bundle", None)  # as if not installed
+    monkeypatch.delitem(sys.modules, "makemore.serve.app")
+    assert main(["serve", "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == ("makemore: error: makemore serve needs the serve extra (swagger_ui_bundle is "
+                                       "missing): pip install 'makemore[serve]'\n")

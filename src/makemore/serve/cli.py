@@ -35,7 +35,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
         from makemore.serve.app import create_app
     except ImportError as e:
-        raise MakemoreError(f"makemore serve needs FastAPI and uvicorn ({e.name} is missing): "
+        raise MakemoreError(f"makemore serve needs the serve extra ({e.name} is missing): "
                             "pip install 'makemore[serve]'") from None
     from makemore.serve.engine import Engine
 

@@ -34,7 +34,7 @@ def build_graph(expr: str, values: dict[str, float], *, backward: bool = True, r
     try:
         root = parse_expression(expr, values)
     except MakemoreError as e:
-        if isinstance(e.__context__, OverflowError):  # whose text is errno's "(34, 'Numerical result out of range')"
+        if isinstance(e.__context__, OverflowError):  # Python words it "(34, 'Numerical result out of range')"
             raise MakemoreError("the expression's value is too large for a float (over about 1.8e308)") from None
         # its messages speak of the CLI's --var flag; here values are typed as name=value
         raise MakemoreError(str(e).replace("--var ", "")) from None
