@@ -129,6 +129,7 @@ def _tune_cli(argv: list[str]) -> int:
     (["--budget", "5s", "--space", "SPACE:families = []"], "non-empty list"),
     (["--budget", "5s", "--space", "SPACE:lr = ["], "not valid TOML"),
     (["--budget", "5s", "--data", "OTHER"], "was made for other data"),
+    (["--budget", "5s", "--space", "SPACE:families = [\"gru\"]"], "searches another space (families, lr"),
 ])
 def test_bad_input_is_one_line_and_the_study_is_kept(tuned, optuna, small_names, tmp_path, capsys, flags, message):
     out, _ = tuned
@@ -148,6 +149,15 @@ def test_bad_input_is_one_line_and_the_study_is_kept(tuned, optuna, small_names,
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("makemore: error: ") and message in err, err
     assert _states(optuna, out) == before
+
+
+def test_the_command_prints_a_table_and_the_best(tuned, small_names, capsys):
+    out, _ = tuned
+    assert _tune_cli(["tune", "--data", small_names, "--budget", "1s", "--out", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:4] == ["trial", "family", "state", "val"]
+    assert lines[1].split()[1:3] == ["mlp", "complete"]  # best first
+    assert lines[-1].startswith(f"best: {out / 'best'} -> ")
 
 
 def _start(code: str) -> subprocess.Popen:

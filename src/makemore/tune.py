@@ -323,18 +323,22 @@ def _storage(url: str):
         raise MakemoreError(f"cannot open the study storage {url}: {first}") from None
 
 
-def open_study(out: Path, storage: str | None, corpus: Any, seed: int) -> Any:
-    """The study in `storage` (made on first use), refused if it was made for other data. Trials of processes
-    that died are marked failed here."""
+def open_study(out: Path, storage: str | None, corpus: Any, seed: int,
+               space: dict[str, Any] | None = None) -> tuple[Any, dict[str, list[Any]]]:
+    """The study in `storage` (made on first use) and its search space: the default with `space`'s overrides
+    for a new study, the one it was made with for an existing one (Optuna cannot change a choice's options
+    within a study). Refused if it was made for other data or another space. Trials of processes that died are
+    marked failed here."""
     from filelock import FileLock
 
     # Optuna makes its tables on first use, and two processes doing it at once collide: they take turns here
     # (processes on other machines sharing a database: start one first).
     with FileLock(out / ".study.lock"):
-        return _open_study(out, storage, corpus, seed)
+        return _open_study(out, storage, corpus, seed, space)
 
 
-def _open_study(out: Path, storage: str | None, corpus: Any, seed: int) -> Any:
+def _open_study(out: Path, storage: str | None, corpus: Any, seed: int,
+                overrides: dict[str, Any] | None) -> tuple[Any, dict[str, list[Any]]]:
     import optuna
 
     url = storage or f"sqlite:///{(out / STORAGE_FILE).resolve()}"
@@ -349,6 +353,12 @@ def _open_study(out: Path, storage: str | None, corpus: Any, seed: int) -> Any:
         if made_for is not None and (made_for["sha256"], made_for["mode"]) != (data["sha256"], data["mode"]):
             raise MakemoreError(f"the study in {url} was made for other data ({made_for['source']}): "
                                 "tune into another --out or --storage")
+    stored = existing.user_attrs.get("space") if existing is not None else None
+    space = stored if overrides is None and stored is not None else check_space(overrides)
+    if stored is not None and space != stored:
+        differ = [k for k in SPACE if space.get(k) != stored.get(k)]
+        raise MakemoreError(f"the study in {url} searches another space ({', '.join(differ)}): drop --space to "
+                            "continue it as it was, or tune into another --out or --storage")
     n_before = len(existing.trials) if existing is not None else 0
     sampler = optuna.samplers.TPESampler(seed=seed + n_before, n_startup_trials=8)  # a resumed study samples anew
     pruner = optuna.pruners.SuccessiveHalvingPruner(min_resource=PRUNER_MIN, reduction_factor=3)
@@ -357,8 +367,9 @@ def _open_study(out: Path, storage: str | None, corpus: Any, seed: int) -> Any:
     if existing is None:
         study.set_user_attr("data", data)
         study.set_user_attr("created", time.time())
+        study.set_user_attr("space", space)
     optuna.storages.fail_stale_trials(study)
-    return study
+    return study, space
 
 
 @contextmanager
@@ -389,7 +400,7 @@ def _work(data: str, out: Path, deadline: float, budget: float, storage: str | N
         logger.propagate = False
     corpus = corpus or load_corpus(data)
     with _quiet_optuna():
-        study = open_study(out, storage, corpus, seed)
+        study, space = open_study(out, storage, corpus, seed, space)
         ctx = _Context(corpus, out, space, deadline, budget, study.user_attrs.get("created", time.time()), steps)
 
         def after(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
@@ -420,7 +431,7 @@ def run(data: str, budget_seconds: float, out: str | Path, storage: str | None =
         raise MakemoreError(f"the budget must be a number of seconds > 0, not {budget_seconds!r}")
     if not 1 <= workers <= 256:
         raise MakemoreError(f"--workers must be between 1 and 256, not {workers}")
-    checked = check_space(space)
+    check_space(space)  # (a bad --space is said before anything is read or made)
     corpus = load_corpus(data)  # a missing or unreadable file: said before anything is made
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -428,7 +439,7 @@ def run(data: str, budget_seconds: float, out: str | Path, storage: str | None =
     deadline = time.time() + budget_seconds
     out.mkdir(parents=True, exist_ok=True)
     with _quiet_optuna():
-        open_study(out, storage, corpus, seed)  # made (or checked) once, before the workers share it
+        _, checked = open_study(out, storage, corpus, seed, space)  # made or checked once, before the workers
     spawn = multiprocessing.get_context("spawn")  # a fresh interpreter: no copy of this one's torch threads
     others = [spawn.Process(target=_work, args=(data, out, deadline, budget_seconds, storage, checked,
                                                  seed + 1000 * i, steps)) for i in range(1, workers)]
@@ -440,7 +451,7 @@ def run(data: str, budget_seconds: float, out: str | Path, storage: str | None =
         for p in others:
             p.join()
     with _quiet_optuna():
-        study = open_study(out, storage, corpus, seed)
+        study, _ = open_study(out, storage, corpus, seed, checked)
         best = link_best(study, out)
         return Summary(study, best, figures(study, out))
 
