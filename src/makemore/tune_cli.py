@@ -60,8 +60,15 @@ def cmd_tune(args: argparse.Namespace) -> int:
         import optuna  # noqa: F401
     except ImportError:
         raise MakemoreError("makemore tune needs Optuna: pip install 'makemore[tune]'") from None
-    summary = tune.run(args.data, budget, args.out, storage=args.storage, workers=args.workers, space=space,
-                       seed=args.seed)
+    from makemore.training import Interrupted
+
+    try:
+        summary = tune.run(args.data, budget, args.out, storage=args.storage, workers=args.workers, space=space,
+                           seed=args.seed)
+    except Interrupted as e:  # Ctrl-C: the running trial is failed, every other one kept
+        print(f"makemore: tune interrupted; the study in {args.out} is kept (the same command continues it)",
+              file=sys.stderr)
+        return e.exit_code
     rows = tune.table(summary.study)
     print(f"{'trial':>5}  {'family':11s} {'state':8s} {'val':>7}  {'seconds':>7}  {'steps':>6}  settings")
     for r in rows:
