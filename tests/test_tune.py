@@ -237,3 +237,12 @@ def test_space_overrides_are_checked():
                          ({"lr": 0.1}, "range")]:
         with pytest.raises(MakemoreError, match=message):
             check_space(bad)
+
+
+def test_not_under_torchrun(small_names, tmp_path, monkeypatch):
+    from makemore import tune
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(MakemoreError, match="not run under torchrun"):
+        tune.run(small_names, 5, tmp_path / "study")
+    assert not (tmp_path / "study").exists()

@@ -431,6 +431,9 @@ def run(data: str, budget_seconds: float, out: str | Path, storage: str | None =
         raise MakemoreError(f"the budget must be a number of seconds > 0, not {budget_seconds!r}")
     if not 1 <= workers <= 256:
         raise MakemoreError(f"--workers must be between 1 and 256, not {workers}")
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # every rank would run a study of its own
+        raise MakemoreError("makemore tune is not run under torchrun: its trials each train in one process "
+                            "(--workers N runs N of them side by side)")
     check_space(space)  # (a bad --space is said before anything is read or made)
     corpus = load_corpus(data)  # a missing or unreadable file: said before anything is made
     out = Path(out)
