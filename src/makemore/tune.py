@@ -203,6 +203,18 @@ def seconds_per_step(model_name: str, config: dict[str, Any], corpus: Any, setti
     return min(times[1:] or times)
 
 
+def fit_steps(model_name: str, config: dict[str, Any], corpus: Any, settings: dict[str, Any],
+              seconds: float) -> int:
+    """The steps that fit in `seconds`, on one CPU thread or on the trainer's choice (two for a big step),
+    whichever is faster now; the choice goes into settings["threads"]. On a shared machine, or with --workers, a
+    second thread can wait on a busy core and make each step many times slower (a 2-core box under load 8: a
+    small Transformer took 0.029 s a step on one thread, 1.4 s on two)."""
+    per_step = {n: seconds_per_step(model_name, config, corpus, {**settings, "threads": n}, seconds / 40)
+                for n in (1, 0)}
+    settings["threads"] = min(per_step, key=per_step.get)
+    return int(0.85 * seconds / per_step[settings["threads"]])  # the rest: evaluations and these probes
+
+
 class _Watch:
     """The trainer's callback in a trial: reports each val to Optuna, stops the run when the pruner says so or
     when the trial's time is up, and keeps the val curve against wall time for the figure."""
@@ -257,8 +269,7 @@ def _objective(trial: Any, ctx: _Context) -> float:
     start = time.time()
     seconds = trial_seconds(max(ctx.deadline - start, 0.0), ctx.budget)
     if model != "bigram-counts":
-        # Most of the time for steps; evaluations and the probe take the rest.
-        steps = ctx.steps or int(0.85 * seconds / seconds_per_step(model, config, ctx.corpus, train, seconds / 20))
+        steps = ctx.steps or fit_steps(model, config, ctx.corpus, train, seconds)
         if steps < MIN_STEPS and not ctx.steps:
             logger.info(f"trial {trial.number:4d} {params['family']:11s} too slow: {steps} steps in "
                         f"{seconds:.0f} s  {describe(params)}")
