@@ -76,7 +76,7 @@ def tuned(optuna, small_names, tmp_path_factory):
     from makemore import tune
 
     out = tmp_path_factory.mktemp("tune") / "study"
-    summary = tune.run(small_names, 10, out, space=SPACE, steps=STEPS)
+    summary = tune.run(small_names, 20, out, space=SPACE, steps=STEPS)
     return out, summary
 
 
