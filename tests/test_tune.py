@@ -226,6 +226,14 @@ def test_parse_budget():
             parse_budget(bad)
 
 
+def test_a_new_study_starts_from_the_known_recipes_its_space_holds():
+    from makemore.tune import STARTS, check_space, in_space
+
+    assert [p["family"] for p in STARTS if in_space(p, check_space(None))] == ["bigram", "mlp", "transformer"]
+    assert not any(in_space(p, check_space(SPACE)) for p in STARTS)  # (the tests' small space: none)
+    assert [in_space(p, check_space({"families": ["mlp"]})) for p in STARTS] == [False, True, False]
+
+
 def test_space_overrides_are_checked():
     from makemore.tune import SPACE as DEFAULT
     from makemore.tune import check_space
@@ -246,3 +254,32 @@ def test_not_under_torchrun(small_names, tmp_path, monkeypatch):
     with pytest.raises(MakemoreError, match="not run under torchrun"):
         tune.run(small_names, 5, tmp_path / "study")
     assert not (tmp_path / "study").exists()
+
+
+# --- dropout in the models the search tries (default 0: the models as they were) ---
+
+
+@pytest.mark.parametrize("name, config", [("mlp", {}), ("wavenet", {"block_size": 4}), ("gru", {"block_size": 8}),
+                                          ("lstm", {"block_size": 8})])
+def test_dropout_is_off_by_default_and_only_in_training(name, config):
+    import torch
+
+    from makemore import models
+
+    def build(**extra):
+        torch.manual_seed(0)  # (the recurrent nets draw their weights from torch's generator)
+        return models.build(name, models.make_config(name, **config, **extra))
+
+    plain, dropped = build(), build(dropout=0.5)
+    x = torch.randint(0, 27, (64, config.get("block_size", 3)))
+    assert models.make_config(name, **config).dropout == 0.0
+    assert sum(isinstance(m, torch.nn.Dropout) and m.p > 0 for m in plain.modules()) == 0
+    plain.eval()
+    dropped.eval()
+    assert torch.equal(plain(x), dropped(x))  # the same weights, and no dropout in evaluation
+    dropped.train()
+    torch.manual_seed(1)
+    a = dropped(x)
+    assert not torch.allclose(a, dropped.eval()(x))
+    with pytest.raises(MakemoreError, match="dropout must be in"):
+        models.make_config(name, **config, dropout=1.0)

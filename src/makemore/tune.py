@@ -8,6 +8,12 @@ promising ones. DIR/best is a link to the best trial's folder: `makemore sample 
 `checkpoint.load_model` read it as any run. The study lives in Optuna storage (a SQLite file in DIR unless told
 otherwise), so several processes share it and running again continues it; a trial whose process died (kill -9)
 is marked failed by the next process that starts a trial (Optuna's heartbeat), never reused.
+
+Several machines share a study through a database server: on each, `makemore tune --storage
+postgresql://USER:PASS@HOST/DB --out DIR` (with a driver such as psycopg2 installed) and DIR on a disk they all
+mount at the same path, since DIR/best may be a trial that another machine trained. A trial trains in one
+process: tune refuses to run under torchrun (every rank would run a study of its own); to train the winner
+further with DDP, run `torchrun ... -m makemore train --out DIR/best --resume --steps N`.
 """
 
 from __future__ import annotations
@@ -42,7 +48,7 @@ SPACE: dict[str, list[Any]] = {
     "n_embd": [8, 128],
     "n_hidden": [32, 512],
     "n_layer": [1, 4],  # mlp-deep's layers, the transformer's blocks
-    "dropout": [0.0, 0.3],  # the transformer's
+    "dropout": [0.0, 0.3],  # all but mlp-deep's (BatchNorm's noise regularises it)
 }
 CHOICES = {"families": FAMILIES, "schedule": ("constant", "cosine")}
 INTS = {"batch_size", "block_size", "n_embd", "n_hidden", "n_layer"}
@@ -50,12 +56,22 @@ LOG = {"lr", "batch_size", "n_embd", "n_hidden"}  # searched on a log scale: the
 LOWEST = {"lr": 1e-8, "batch_size": 2, "weight_decay": 0.0, "block_size": 1, "n_embd": 1, "n_hidden": 1,
           "n_layer": 1, "dropout": 0.0}  # (dropout is also below 1)
 # The settings each family reads besides the training ones (lr, batch_size, weight_decay, schedule).
-USES = {"bigram": (), "mlp": ("block_size", "n_embd", "n_hidden"),
-        "mlp-deep": ("block_size", "n_embd", "n_hidden", "n_layer"), "wavenet": ("block_size", "n_embd", "n_hidden"),
-        "rnn": ("n_embd", "n_hidden"), "gru": ("n_embd", "n_hidden"), "lstm": ("n_embd", "n_hidden"),
+USES = {"bigram": (), "mlp": ("block_size", "n_embd", "n_hidden", "dropout"),
+        "mlp-deep": ("block_size", "n_embd", "n_hidden", "n_layer"),
+        "wavenet": ("block_size", "n_embd", "n_hidden", "dropout"), "rnn": ("n_embd", "n_hidden", "dropout"),
+        "gru": ("n_embd", "n_hidden", "dropout"), "lstm": ("n_embd", "n_hidden", "dropout"),
         "transformer": ("n_embd", "n_layer", "dropout")}
 TRAINING = ("lr", "batch_size", "weight_decay", "schedule")
 
+# The first trials of a new study, where the space holds them: the floor, then the two best hand-made names
+# recipes (presets `best` and `names-best`), so that a short budget starts from what is known to work.
+STARTS = [
+    {"family": "bigram"},
+    {"family": "mlp", "block_size": 5, "n_embd": 24, "n_hidden": 400, "dropout": 0.0, "lr": 3e-3,
+     "batch_size": 256, "weight_decay": 0.05, "schedule": "cosine"},
+    {"family": "transformer", "n_embd": 64, "n_layer": 4, "dropout": 0.1, "lr": 2e-3, "batch_size": 64,
+     "weight_decay": 0.1, "schedule": "cosine"},
+]
 EVALS = 20  # evaluations per trial: the points where the pruner compares trials
 PRUNER_MIN = 2  # evaluations before the first comparison; then every 3x as many (2, 6, 18)
 PROBE_STEPS = 3  # timed steps that tell a trial how many steps fit in its time
@@ -134,6 +150,19 @@ def suggest(trial: Any, space: dict[str, list[Any]]) -> dict[str, Any]:
     return params
 
 
+def in_space(params: dict[str, Any], space: dict[str, list[Any]]) -> bool:
+    """Whether the space holds these settings (a family and its values)."""
+    if params["family"] not in space["families"]:
+        return False
+    for name, value in params.items():
+        if name in CHOICES:
+            if value not in space[name]:
+                return False
+        elif name != "family" and not space[name][0] <= value <= space[name][1]:
+            return False
+    return True
+
+
 def sequence_length(corpus: Any) -> int:
     """Rows of sequence models: the longest item and its end (names: 16), at most 64; texts: 64."""
     if corpus.mode == "lines":
@@ -147,19 +176,20 @@ def recipe(params: dict[str, Any], seq_len: int) -> tuple[str, dict[str, Any], d
     if family == "bigram":
         return "bigram-counts", {}, {"steps": 0}
     if family == "mlp":
-        config = {"block_size": p["block_size"], "n_embd": p["n_embd"], "n_hidden": p["n_hidden"]}
+        config = {"block_size": p["block_size"], "n_embd": p["n_embd"], "n_hidden": p["n_hidden"],
+                  "dropout": p["dropout"]}
     elif family == "mlp-deep":
         config = {"block_size": p["block_size"], "n_embd": p["n_embd"], "n_hidden": p["n_hidden"],
                   "n_layers": p["n_layer"]}
     elif family == "wavenet":  # the hierarchy fuses pairs: a power of two
         config = {"block_size": 2 ** max(1, int(math.log2(p["block_size"]))), "n_embd": p["n_embd"],
-                  "n_hidden": p["n_hidden"]}
+                  "n_hidden": p["n_hidden"], "dropout": p["dropout"]}
     elif family == "transformer":
         n_head = max(1, min(4, p["n_embd"] // 16))  # heads of 16 or more dimensions
         config = {"block_size": seq_len, "n_layer": p["n_layer"], "n_head": n_head,
                   "n_embd": max(n_head, p["n_embd"] // n_head * n_head), "dropout": p["dropout"]}
     else:
-        config = {"block_size": seq_len, "n_embd": p["n_embd"], "n_hidden": p["n_hidden"]}
+        config = {"block_size": seq_len, "n_embd": p["n_embd"], "n_hidden": p["n_hidden"], "dropout": p["dropout"]}
     train = {"optimizer": "adamw", "lr": p["lr"], "batch_size": p["batch_size"], "weight_decay": p["weight_decay"],
              "schedule": p["schedule"], "min_lr": p["lr"] / 10, "grad_clip": 1.0}
     return family, config, train
@@ -379,6 +409,9 @@ def _open_study(out: Path, storage: str | None, corpus: Any, seed: int,
         study.set_user_attr("data", data)
         study.set_user_attr("created", time.time())
         study.set_user_attr("space", space)
+        for params in STARTS:
+            if in_space(params, space):
+                study.enqueue_trial(params)
     optuna.storages.fail_stale_trials(study)
     return study, space
 
