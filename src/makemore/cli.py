@@ -311,6 +311,9 @@ def build_parser() -> argparse.ArgumentParser:
     from makemore.serve.cli import register as register_serve
 
     register_serve(sub)
+    from makemore.tune_cli import register as register_tune
+
+    register_tune(sub)
     return p
 
 

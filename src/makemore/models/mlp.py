@@ -23,11 +23,14 @@ class MLPConfig(ModelConfig):
     init_seed: int = 2147483647
     batchnorm: bool = False  # BatchNorm on the hidden pre-activations in place of b1
     bn_momentum: float = 0.1
+    dropout: float = 0.0  # of the hidden activations in training: against over-fitting a small list
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.init not in ("scaled", "raw"):
             raise MakemoreError(f"mlp init must be 'scaled' or 'raw', not {self.init!r}")
+        if not 0 <= self.dropout < 1:
+            raise MakemoreError(f"dropout must be in [0, 1), not {self.dropout}")
 
 
 @register("mlp", MLPConfig, "Bengio 2003 MLP: embeddings of the context, one tanh layer")
@@ -53,12 +56,13 @@ class MLP(LanguageModel):
             self.b1 = nn.Parameter(b1)
             self.bn = None
         self.act = mnn.Tanh()  # a module, so diagnostics can hook the hidden activations
+        self.drop = nn.Dropout(c.dropout)  # (p = 0: the identity, no random numbers drawn)
 
     def forward(self, idx: Tensor) -> Tensor:
         emb = self.C[idx].view(idx.shape[0], -1)
         hpre = emb @ self.W1
         hpre = self.bn(hpre) if self.bn is not None else hpre + self.b1
-        return self.act(hpre) @ self.W2 + self.b2
+        return self.drop(self.act(hpre)) @ self.W2 + self.b2
 
 
 @dataclass(frozen=True)

@@ -20,11 +20,14 @@ class RNNConfig(ModelConfig):
     n_embd: int = 64
     n_hidden: int = 128
     cell: str = "rnn"  # rnn | gru | lstm (each registered under its own name too)
+    dropout: float = 0.0  # of the embeddings and of the outputs (not of the recurrence), in training
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.cell not in CELLS:
             raise MakemoreError(f"unknown cell {self.cell!r} (choose from: {', '.join(CELLS)})")
+        if not 0 <= self.dropout < 1:
+            raise MakemoreError(f"dropout must be in [0, 1), not {self.dropout}")
 
 
 class RNNCell(nn.Module):
@@ -93,6 +96,7 @@ class RNN(LanguageModel):
         self.start = nn.Parameter(torch.zeros(1, state_parts * c.n_hidden))  # the learned state before token 0
         self.cell = cell(c.n_embd, c.n_hidden)
         self.lm_head = nn.Linear(c.n_hidden, c.vocab_size)
+        self.drop = nn.Dropout(c.dropout)  # (p = 0: the identity, no random numbers drawn)
 
     @property
     def context_limit(self) -> int | None:
@@ -102,14 +106,14 @@ class RNN(LanguageModel):
         return self.forward_cached(idx, None)[0]
 
     def forward_cached(self, idx: Tensor, state: Any) -> tuple[Tensor, Tensor]:
-        emb = self.wte(idx)
+        emb = self.drop(self.wte(idx))
         h = self.start.expand(idx.shape[0], -1) if state is None else state
         outs = []
         for t in range(idx.shape[1]):
             h = self.cell(emb[:, t], h)
             outs.append(h)
         hs = torch.stack(outs, dim=1)[..., : self.config.n_hidden]  # an LSTM's c stays inside
-        return self.lm_head(hs), h
+        return self.lm_head(self.drop(hs)), h
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,12 @@ class WaveNetConfig(ModelConfig):
     fuse: int = 2  # positions fused per stage; block_size must be a power of it
     last_scale: float = 0.1  # the output layer starts small: the first predictions are nearly uniform
     init_seed: int = 42
+    dropout: float = 0.0  # after each stage's Tanh, in training: against over-fitting a small list
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if not 0 <= self.dropout < 1:
+            raise MakemoreError(f"dropout must be in [0, 1), not {self.dropout}")
         n = self.block_size
         while n % self.fuse == 0 and n > 1:
             n //= self.fuse
@@ -43,6 +46,8 @@ class WaveNet(LanguageModel):
             layers += [mnn.FlattenConsecutive(c.fuse),
                        mnn.Linear(width * c.fuse, c.n_hidden, bias=False, generator=g),  # BatchNorm has the bias
                        mnn.BatchNorm1d(c.n_hidden), mnn.Tanh()]
+            if c.dropout > 0:  # (without it the layers are the lecture's, one for one)
+                layers.append(nn.Dropout(c.dropout))
             width, t = c.n_hidden, t // c.fuse
         layers.append(mnn.Linear(width, c.vocab_size, generator=g))
         self.net = mnn.Sequential(*layers)

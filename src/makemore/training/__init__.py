@@ -9,7 +9,8 @@ import importlib
 _WHERE = {
     "TrainConfig": "config",
     "calibrate_batchnorm": "loss", "evaluate": "loss", "loss_fn": "loss",
-    "Interrupted": "loop", "Result": "loop", "StepInfo": "loop", "build_model": "loop", "saved_run": "loop",
+    "Interrupted": "loop", "Result": "loop", "StepInfo": "loop", "StopTraining": "loop", "build_model": "loop",
+    "saved_run": "loop",
     "train": "loop",
     "METRICS": "metrics", "read_metrics": "metrics",
     "OPTIMIZERS": "optim", "Stepper": "optim", "lr_at": "optim", "resolve_device": "optim",

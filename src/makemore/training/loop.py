@@ -52,6 +52,11 @@ class Interrupted(Exception):
         self.exit_code = 128 + int(signum)
 
 
+class StopTraining(Exception):
+    """Raised by a callback to end a run early on purpose (a tuning trial pruned, or out of time): the loop
+    then ends as at its last step, evaluated and saved, and train() returns normally."""
+
+
 class _StopOnSignal:
     """Turns the first SIGINT (Ctrl-C) or SIGTERM (a scheduler, a container stop, a shutdown) into a flag that
     the loop reads between steps, so a checkpoint never holds half an update. A second signal interrupts at once.
@@ -85,12 +90,14 @@ class _StopOnSignal:
 
 @dataclass
 class StepInfo:
-    """What a callback sees after each optimisation step (diagnostics hook in here)."""
+    """What a callback sees after each optimisation step (diagnostics hook in here); `val` is set on the steps
+    that ended with an evaluation (callbacks run after it), so a tuner can prune on it."""
 
     step: int
     lr: float
     loss: float
     model: torch.nn.Module
+    val: float | None = None
 
 
 @dataclass
@@ -392,16 +399,22 @@ class Loop:
                         log.row(self.step, lr, loss)
                     self.step += 1
                     in_step = False
-                    if callbacks:
-                        info = StepInfo(self.step - 1, lr, loss, self.model)
-                        for cb in callbacks:
-                            cb(info)
                     if bar is not None and self.step % 10 == 0:
                         bar.update(self.step - bar.n)
                         if self.step % 100 == 0:
                             bar.set_postfix(loss=f"{loss:.4f}", val="-" if self.val is None else f"{self.val:.4f}")
-                    if self.step % cfg.eval_interval == 0 or self.step == cfg.steps:
+                    evaluated = self.step % cfg.eval_interval == 0 or self.step == cfg.steps
+                    if evaluated:
                         self.evaluate_and_save(log)
+                    if callbacks:
+                        info = StepInfo(self.step - 1, lr, loss, self.model, self.val if evaluated else None)
+                        try:
+                            for cb in callbacks:
+                                cb(info)
+                        except StopTraining:
+                            if not evaluated:
+                                self.evaluate_and_save(log)
+                            return
                     if stop_together:  # decided from the flags of every rank: all stop after the same step
                         raise KeyboardInterrupt
             except KeyboardInterrupt:
