@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from makemore.data import Vocab
+from makemore.tokenizers import Tokenizer, Vocab, encode_blocks
 
 IGNORE = -1  # a target that is padding: cross_entropy(ignore_index=IGNORE) skips it
 BOUNDARY_ID = 0  # lines mode: the token that starts and ends every item
@@ -43,9 +43,13 @@ def encode_text(text: str, vocab: Vocab, chunk: int = 1 << 22) -> Tensor:
     return torch.from_numpy(out)
 
 
-def _token_ids(text: list[str] | Tensor, vocab: Vocab) -> Tensor:
+def _token_ids(text: list[str] | Tensor, vocab: Tokenizer) -> Tensor:
     """Text mode: the corpus already holds the split as token ids; strings (tests, small uses) are encoded."""
-    return text if isinstance(text, Tensor) else encode_text("".join(text), vocab)
+    if isinstance(text, Tensor):
+        return text
+    if isinstance(vocab, Vocab):
+        return encode_text("".join(text), vocab)
+    return torch.from_numpy(np.concatenate([np.empty(0, np.int64), *encode_blocks(vocab, ["".join(text)])]))
 
 
 class ContextExamples:
@@ -57,7 +61,7 @@ class ContextExamples:
     kind = "context"
     MATERIALISE_LIMIT = 64_000_000  # X and Y built up front when small: indexing them is as cheap as a bare loop
 
-    def __init__(self, items: list[str] | Tensor, vocab: Vocab, block_size: int):
+    def __init__(self, items: list[str] | Tensor, vocab: Tokenizer, block_size: int):
         self.block_size = block_size
         self.targets: Tensor | None = None  # text mode: target i is at position block_size + i, not stored
         if vocab.boundary:
@@ -124,7 +128,7 @@ class SequenceExamples:
 
     kind = "sequence"
 
-    def __init__(self, items: list[str] | Tensor, vocab: Vocab, block_size: int):
+    def __init__(self, items: list[str] | Tensor, vocab: Tokenizer, block_size: int):
         self.block_size = T = block_size
         self.lines = vocab.boundary
         if self.lines:
@@ -200,6 +204,6 @@ KINDS: dict[str, type[ContextExamples] | type[SequenceExamples]] = {"context": C
                                                                      "sequence": SequenceExamples}
 
 
-def examples_for(model, items: list[str] | Tensor, vocab: Vocab) -> Examples:
+def examples_for(model, items: list[str] | Tensor, vocab: Tokenizer) -> Examples:
     """The examples a model learns from: of its kind, with its block size."""
     return KINDS[model.kind](items, vocab, model.block_size)
