@@ -1,4 +1,6 @@
+import csv
 import json
+import math
 import shutil
 import subprocess
 import sys
@@ -10,6 +12,7 @@ from hypothesis import strategies as st
 
 from makemore import sampling, tokenizers
 from makemore import training as train
+from makemore.batches import chars_per_target, examples_for
 from makemore.checkpoint import load_model
 from makemore.data import load_corpus
 from makemore.errors import MakemoreError
@@ -164,3 +167,37 @@ def test_tampered_tokenizer_is_one_line(bpe_run, tmp_path):
     p = subprocess.run([sys.executable, "-m", "makemore", "sample", "--out", str(out)], capture_output=True,
                        text=True)
     assert p.returncode == 2 and p.stderr.count("\n") == 1 and "tokenizer.json" in p.stderr
+
+
+# Bits per character: total nats / ln 2 / the characters of the text the targets stand for.
+
+def test_bpc_of_a_char_model_is_its_loss_over_ln2(tiny_names, tmp_path):
+    corpus = load_corpus(tiny_names)
+    cfg = train.TrainConfig(steps=20, batch_size=16, eval_interval=10, seed=3)
+    r = train.train("mlp", {"block_size": 3, "n_embd": 8, "n_hidden": 32}, corpus, cfg, tmp_path, progress=False)
+    val = train.evaluate(r.model, examples_for(r.model, corpus.items("val"), corpus.vocab))
+    assert val == r.val_loss and val.bpc == pytest.approx(val / math.log(2), rel=1e-12)
+    rows = list(csv.DictReader(open(tmp_path / train.METRICS)))
+    assert float(rows[-1]["val_bpc"]) == pytest.approx(val.bpc, abs=1e-6)
+    assert float(rows[0]["bpc"]) == pytest.approx(float(rows[0]["loss"]) / math.log(2), abs=1e-5)
+
+
+def test_bpc_of_a_bpe_model_counts_the_characters_of_the_text(bpe_run):
+    out, corpus = bpe_run
+    trained = load_model(out)
+    val = corpus.items("val")
+    loss = train.evaluate(trained.model, examples_for(trained.model, val, trained.vocab))
+    chars = len(trained.vocab.decode(val[1:].tolist()))  # the targets: every token after the first
+    assert chars > 1.5 * (len(val) - 1)  # several characters a token
+    assert loss.bpc == pytest.approx(loss * (len(val) - 1) / math.log(2) / chars, rel=1e-9)
+
+
+def test_bpc_of_bpe_lines_counts_each_items_end_as_one_character(tiny_names):
+    corpus = load_corpus(tiny_names, tokenizer="bpe", vocab_size=280)
+    model = train.build_model("bigram", {}, corpus.vocab.size, seed=0)
+    for kind_model in (model, train.build_model("mlp", {"block_size": 3}, corpus.vocab.size, seed=0)):
+        ex = examples_for(kind_model, corpus.items("val"), corpus.vocab)
+        loss = train.evaluate(kind_model, ex)
+        chars = sum(len(item) + 1 for item in corpus.items("val"))
+        assert loss.bpc == pytest.approx(loss * ex.n_targets / math.log(2) / chars, rel=1e-9)
+        assert chars_per_target(ex) == pytest.approx(chars / ex.n_targets, rel=1e-12)

@@ -74,6 +74,24 @@ class Vocab:
             raise MakemoreError(f"characters not in the model's vocabulary: {shown!r}")
         return [stoi[c] for c in s]
 
+    def encode_array(self, text: str, chunk: int = 1 << 22) -> np.ndarray:
+        """A long text as token ids in the smallest integer type that holds them (a 100 MB file stays ~100 MB),
+        by table lookup of its code points, a chunk at a time."""
+        dtype = np.uint8 if self.size <= 256 else np.int32
+        out = np.empty(len(text), dtype=dtype)
+        for start in range(0, len(text), chunk):
+            piece = text[start:start + chunk]
+            codes = code_points(piece)
+            table = np.full(int(codes.max()) + 1, -1, dtype=np.int16 if dtype == np.uint8 else np.int32)
+            for ch, i in self.stoi.items():
+                if ord(ch) < len(table):
+                    table[ord(ch)] = i
+            ids = table[codes]
+            if (ids < 0).any():
+                self.encode(piece)  # raises, naming the unknown characters
+            out[start:start + len(piece)] = ids
+        return out
+
     def decode(self, ids: Sequence[int]) -> str:
         itos = self.itos
         return "".join(itos[i] for i in ids if not (self.boundary and i == 0))
@@ -93,6 +111,13 @@ class Vocab:
     @classmethod
     def from_json(cls, d: dict) -> Vocab:
         return cls(tuple(d["chars"]), bool(d["boundary"]))
+
+
+def code_points(text: str) -> np.ndarray:
+    """The characters' code points as an array: one byte each for ASCII text (most text; isascii() is free)."""
+    if text.isascii():
+        return np.frombuffer(text.encode("ascii"), dtype=np.uint8)
+    return np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
 
 
 @functools.cache
@@ -249,11 +274,9 @@ def blocks(pieces: Iterable[str], size: int = 1 << 20) -> Iterator[str]:
 
 def encode_blocks(tok: Tokenizer, pieces: Iterable[str], batch: int = 8) -> Iterator[np.ndarray]:
     """A long text, given in pieces, as arrays of token ids, a few blocks at a time."""
-    from makemore.batches import encode_text
-
     if isinstance(tok, Vocab):
         for piece in pieces:
-            yield encode_text(piece, tok).numpy()
+            yield tok.encode_array(piece)
         return
     todo: list[str] = []
     for block in blocks(pieces):

@@ -1,0 +1,112 @@
+"""`store.prepare` against karpathy/nanoGPT's data/shakespeare_char/prepare.py on one large text, side by side.
+
+    python benchmarks/prepare_speed.py /tmp/nanoGPT                       # 1 GB for us, 256 MB for both
+    python benchmarks/prepare_speed.py /tmp/nanoGPT --mb 1024 --same-mb 256 --parts char,bpe,nanogpt
+
+NANOGPT is a checkout of github.com/karpathy/nanoGPT (never copied into this repository). The text is tiny
+Shakespeare (MAKEMORE_SHARED_DATA/tinyshakespeare.txt) repeated to the size asked, written into a temporary
+folder and deleted at the end. Each program is a child process; its wall time and peak RSS are the OS's figures
+(os.wait4). nanoGPT's script runs from a scratch folder that links it, with the big file as its input.txt (so it
+downloads nothing; a stub `requests` module stands in for the import it does not use then). Its peak memory is
+about 10 bytes a character (the text, a Python list of ids, then a numpy copy), so the side-by-side run uses
+--same-mb (256 MB: ~2.5 GB for nanoGPT) and ours alone also runs on --mb.
+
+Parts: char (our char tokenizer), bpe (ours, vocabulary --vocab-size, learned from the first 32 M characters,
+then all encoded), nanogpt. Throughput is MB of text a second, from launch to exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("MAKEMORE_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+
+def big_text(folder: Path, mb: int) -> Path:
+    """Tiny Shakespeare repeated to `mb` MB (whole copies, the last one cut at a line end)."""
+    seed = (SHARED / "tinyshakespeare.txt").read_bytes()
+    path = folder / f"shakespeare-{mb}mb.txt"
+    size = mb << 20
+    with open(path, "wb") as f:
+        written = 0
+        while written + len(seed) <= size:
+            f.write(seed)
+            written += len(seed)
+        rest = seed[: size - written]
+        f.write(rest[: rest.rfind(b"\n") + 1])
+    return path
+
+
+def run(cmd: list[str], cwd: Path | None = None, env: dict | None = None) -> dict:
+    """Wall seconds and peak RSS (MiB) of a child process, as the OS accounts them."""
+    start = time.perf_counter()
+    p = subprocess.Popen(cmd, cwd=cwd, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True)
+    out = p.stdout.read()
+    _, status, usage = os.wait4(p.pid, 0)
+    wall = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{' '.join(map(str, cmd))} failed:\n{out[-3000:]}")
+    return {"wall": wall, "peak_mib": usage.ru_maxrss / 1024}
+
+
+def ours(text: Path, out: Path, tokenizer: str, vocab_size: int) -> dict:
+    code = (f"from makemore import store; store.prepare({str(text)!r}, {str(out)!r}, tokenizer={tokenizer!r}, "
+            f"vocab_size={vocab_size}, progress=False)")
+    return run([sys.executable, "-c", code])
+
+
+def nanogpt(nanogpt_dir: Path, text: Path, work: Path) -> dict:
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "prepare.py").symlink_to(nanogpt_dir / "data" / "shakespeare_char" / "prepare.py")
+    (work / "input.txt").symlink_to(text)
+    (work / "requests.py").write_text("")  # imported, unused when input.txt exists
+    return run([sys.executable, "prepare.py"], cwd=work, env={"PYTHONPATH": str(work)})  # (the link's folder)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("nanogpt", type=Path)
+    ap.add_argument("--mb", type=int, default=1024, help="the large file, ours alone")
+    ap.add_argument("--same-mb", type=int, default=256, help="the file both programs prepare")
+    ap.add_argument("--parts", default="char,bpe,nanogpt")
+    ap.add_argument("--vocab-size", type=int, default=1024)
+    ap.add_argument("--tmp", type=Path, default=None, help="where the text and the outputs go (deleted after)")
+    args = ap.parse_args()
+    parts = args.parts.split(",")
+    with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
+        tmp = Path(tmp)
+        rows = []
+        for mb in sorted({args.same_mb, args.mb}):
+            text = big_text(tmp, mb)
+            for part in parts:
+                if part == "nanogpt" and mb != args.same_mb:
+                    continue
+                if part == "nanogpt":
+                    r = nanogpt(args.nanogpt, text, tmp / f"nanogpt-{mb}")
+                else:
+                    r = ours(text, tmp / f"{part}-{mb}", part, args.vocab_size)
+                r.update(part=part, mb=mb, mb_s=mb / r["wall"])
+                rows.append(r)
+                print(f"{part:8s} {mb:6d} MB  {r['wall']:8.1f} s  {r['mb_s']:8.1f} MB/s  peak {r['peak_mib']:8.0f} MiB",
+                      flush=True)
+                for f in (tmp / f"nanogpt-{mb}").glob("*.bin"):
+                    f.unlink()
+            text.unlink()
+        base = next((r for r in rows if r["part"] == "nanogpt"), None)
+        if base is not None:
+            for r in rows:
+                if r["part"] != "nanogpt":
+                    print(f"{r['part']} at {r['mb']} MB against nanoGPT at {base['mb']} MB: throughput "
+                          f"{r['mb_s'] / base['mb_s']:.1f}x, peak memory {r['peak_mib'] / base['peak_mib']:.3f}x")
+
+
+if __name__ == "__main__":
+    main()
