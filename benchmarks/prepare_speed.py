@@ -12,7 +12,10 @@ about 10 bytes a character (the text, a Python list of ids, then a numpy copy), 
 --same-mb (256 MB: ~2.5 GB for nanoGPT) and ours alone also runs on --mb.
 
 Parts: char (our char tokenizer), bpe (ours, vocabulary --vocab-size, learned from the first 32 M characters,
-then all encoded), nanogpt. Throughput is MB of text a second, from launch to exit.
+then all encoded), nanogpt. Throughput is MB of text a second, from launch to exit. train (after char): peak RSS
+of the same short GPT run (200 steps, batch 32 of 64 tokens, evaluations of 8192 val tokens) on the --mb store and
+on a store of tiny Shakespeare itself (1 MB): the batches' windows are read through np.memmap, so the two should
+be within a few MB.
 """
 
 from __future__ import annotations
@@ -71,6 +74,15 @@ def nanogpt(nanogpt_dir: Path, text: Path, work: Path) -> dict:
     return run([sys.executable, "prepare.py"], cwd=work, env={"PYTHONPATH": str(work)})  # (the link's folder)
 
 
+def train_on(store: Path, out: Path) -> dict:
+    shape = {"block_size": 64, "n_layer": 2, "n_head": 4, "n_embd": 128}
+    code = ("from makemore.data import load_corpus; from makemore.training import TrainConfig, train; "
+            f"train('gpt', {shape!r}, load_corpus({str(store)!r}), "
+            "TrainConfig(steps=200, batch_size=32, eval_interval=100, eval_max=8192, seed=1), "
+            f"{str(out)!r}, progress=False)")
+    return run([sys.executable, "-c", code])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("nanogpt", type=Path)
@@ -87,6 +99,8 @@ def main() -> None:
         for mb in sorted({args.same_mb, args.mb}):
             text = big_text(tmp, mb)
             for part in parts:
+                if part == "train":
+                    continue
                 if part == "nanogpt" and mb != args.same_mb:
                     continue
                 if part == "nanogpt":
@@ -100,6 +114,12 @@ def main() -> None:
                 for f in (tmp / f"nanogpt-{mb}").glob("*.bin"):
                     f.unlink()
             text.unlink()
+        if "train" in parts and "char" in parts:
+            small = tmp / "char-1"
+            ours(SHARED / "tinyshakespeare.txt", small, "char", args.vocab_size)
+            for name, folder in (("1 MB", small), (f"{args.mb} MB", tmp / f"char-{args.mb}")):
+                r = train_on(folder, tmp / f"run-{folder.name}")
+                print(f"train on the {name} store: {r['wall']:.1f} s, peak {r['peak_mib']:.0f} MiB", flush=True)
         base = next((r for r in rows if r["part"] == "nanogpt"), None)
         if base is not None:
             for r in rows:
