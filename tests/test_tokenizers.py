@@ -101,6 +101,16 @@ def test_char_vocab_unchanged():
     assert v.token_bytes[0] == b"" and v.token_chars.tolist() == [1] * 5
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.text(), st.booleans())
+def test_char_encode_array_is_encode(text, lines):
+    """The array encoder (bytes.translate for ASCII, a numpy table otherwise) gives encode's ids."""
+    v = Vocab.build(text + "a", "lines" if lines else "text")
+    assert v.encode_array(text).tolist() == v.encode(text)
+    with pytest.raises(MakemoreError, match="not in the model's vocabulary"):
+        v.encode_array(text + next(c for c in "\x00" + "".join(map(chr, range(0x100, 0x200))) if c not in text))
+
+
 @pytest.mark.parametrize("size", [255, 0, 10**9])
 def test_vocab_size_out_of_range(tmp_path, size):
     path = tmp_path / "t.txt"
