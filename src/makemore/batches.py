@@ -17,35 +17,26 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from makemore.data import Vocab
+from makemore.tokenizers import Tokenizer, encode_blocks
 
 IGNORE = -1  # a target that is padding: cross_entropy(ignore_index=IGNORE) skips it
 BOUNDARY_ID = 0  # lines mode: the token that starts and ends every item
 
 
-def encode_text(text: str, vocab: Vocab, chunk: int = 1 << 22) -> Tensor:
-    """A long text as token ids in the smallest integer type that holds them (a 100 MB file stays ~100 MB);
-    batches are cast to int64 when drawn."""
-    stoi = vocab.stoi
-    dtype = np.uint8 if vocab.size <= 256 else np.int32
-    out = np.empty(len(text), dtype=dtype)
-    for start in range(0, len(text), chunk):
-        piece = text[start:start + chunk]
-        codes = np.frombuffer(piece.encode("utf-32-le"), dtype=np.uint32)
-        table = np.full(int(codes.max()) + 1, -1, dtype=np.int64)
-        for ch, i in stoi.items():
-            if ord(ch) < len(table):
-                table[ord(ch)] = i
-        ids = table[codes]
-        if (ids < 0).any():
-            vocab.encode(piece)  # raises, naming the unknown characters
-        out[start:start + len(piece)] = ids
-    return torch.from_numpy(out)
-
-
-def _token_ids(text: list[str] | Tensor, vocab: Vocab) -> Tensor:
+def _token_ids(text: list[str] | Tensor, vocab: Tokenizer) -> Tensor:
     """Text mode: the corpus already holds the split as token ids; strings (tests, small uses) are encoded."""
-    return text if isinstance(text, Tensor) else encode_text("".join(text), vocab)
+    if not isinstance(text, list):  # ids in memory, or a prepared store's (store.Tokens)
+        return text
+    return torch.from_numpy(np.concatenate([np.empty(0, np.uint8), *encode_blocks(vocab, ["".join(text)])]))
+
+
+def chars_per_target(examples: Examples, chunk: int = 1 << 22) -> float:
+    """The mean number of characters a target stands for (1 with the char tokenizer), a chunk at a time: what
+    turns a training batch's loss per token into bits per character."""
+    chars = 0
+    for start in range(0, examples.n_targets, chunk):
+        chars += int(examples.token_chars[examples.target_ids(start, min(start + chunk, examples.n_targets))].sum())
+    return chars / max(examples.n_targets, 1)
 
 
 class ContextExamples:
@@ -57,8 +48,9 @@ class ContextExamples:
     kind = "context"
     MATERIALISE_LIMIT = 64_000_000  # X and Y built up front when small: indexing them is as cheap as a bare loop
 
-    def __init__(self, items: list[str] | Tensor, vocab: Vocab, block_size: int):
+    def __init__(self, items: list[str] | Tensor, vocab: Tokenizer, block_size: int):
         self.block_size = block_size
+        self.token_chars = torch.from_numpy(vocab.token_chars)  # characters per token: bits per character
         self.targets: Tensor | None = None  # text mode: target i is at position block_size + i, not stored
         if vocab.boundary:
             stream: list[int] = []
@@ -88,6 +80,10 @@ class ContextExamples:
 
     def _positions(self, ix: Tensor) -> Tensor:
         return self.targets[ix] if self.targets is not None else ix + self.block_size
+
+    def target_ids(self, start: int, end: int) -> Tensor:
+        """The tokens of targets number start..end-1."""
+        return self.stream[self._positions(torch.arange(start, end))].long()
 
     def _gather(self, pos: Tensor) -> tuple[Tensor, Tensor]:
         return self.stream[pos[:, None] + self._offsets].long(), self.stream[pos].long()
@@ -124,8 +120,9 @@ class SequenceExamples:
 
     kind = "sequence"
 
-    def __init__(self, items: list[str] | Tensor, vocab: Vocab, block_size: int):
+    def __init__(self, items: list[str] | Tensor, vocab: Tokenizer, block_size: int):
         self.block_size = T = block_size
+        self.token_chars = torch.from_numpy(vocab.token_chars)  # characters per token: bits per character
         self.lines = vocab.boundary
         if self.lines:
             xs: list[list[int]] = []
@@ -155,6 +152,13 @@ class SequenceExamples:
     @property
     def n_targets(self) -> int:
         return self._n_targets
+
+    def target_ids(self, start: int, end: int) -> Tensor:
+        """The tokens of targets number start..end-1 (lines: in row order, padding skipped)."""
+        if self.lines:
+            Y = self.Y.view(-1)
+            return Y[Y != IGNORE][start:end]
+        return self.stream[torch.arange(start + 1, end + 1)].long()
 
     def batch(self, ix: Tensor) -> tuple[Tensor, Tensor]:
         if self.lines:
@@ -200,6 +204,6 @@ KINDS: dict[str, type[ContextExamples] | type[SequenceExamples]] = {"context": C
                                                                      "sequence": SequenceExamples}
 
 
-def examples_for(model, items: list[str] | Tensor, vocab: Vocab) -> Examples:
+def examples_for(model, items: list[str] | Tensor, vocab: Tokenizer) -> Examples:
     """The examples a model learns from: of its kind, with its block size."""
     return KINDS[model.kind](items, vocab, model.block_size)

@@ -1,6 +1,7 @@
 """Checkpoints: tensors in safetensors, everything else in one JSON file; nothing is ever unpickled.
 
-A checkpoint directory holds checkpoint.json and the safetensors files it names, with their sha256. Every file
+A checkpoint directory holds checkpoint.json and the safetensors files it names, with their sha256 (and a BPE
+model's tokenizer.json, checksummed the same way). Every file
 is written to a temporary name and renamed into place, and tensor files carry a fresh name each time, so the
 JSON file is the single commit point: a crash at any moment leaves the previous checkpoint whole, and a file
 changed or cut short afterwards is caught by its checksum.
@@ -28,6 +29,7 @@ from makemore.limits import MAX_INT, is_whole
 
 FORMAT = "makemore-checkpoint/1"
 META = "checkpoint.json"
+TOKENIZER = "tokenizer.json"  # a BPE's merges, Hugging Face's format; its record in `vocab` carries the text
 
 
 @dataclass
@@ -65,8 +67,14 @@ def save(out: str | Path, ckpt: Checkpoint) -> None:
         files[part] = {"name": name, "sha256": hashlib.sha256(data).hexdigest()}
     if ckpt.best_weights is None and ckpt.best and "best" in old:  # this run's best, written by an earlier save
         files["best"] = old["best"]
+    vocab = ckpt.vocab
+    if "json" in vocab:  # a BPE: its tokenizer.json beside the weights, checksummed like them
+        data = vocab["json"].encode()
+        atomic_write(out / TOKENIZER, data)
+        files["tokenizer"] = {"name": TOKENIZER, "sha256": hashlib.sha256(data).hexdigest()}
+        vocab = {k: v for k, v in vocab.items() if k != "json"}
     meta = {
-        "format": FORMAT, "model": ckpt.model, "config": ckpt.config, "vocab": ckpt.vocab, "data": ckpt.data,
+        "format": FORMAT, "model": ckpt.model, "config": ckpt.config, "vocab": vocab, "data": ckpt.data,
         "train": ckpt.train, "step": ckpt.step, "best": ckpt.best, "state_meta": ckpt.state_meta, "files": files,
     }
     atomic_write(out / META, (json.dumps(meta, indent=1) + "\n").encode())
@@ -79,7 +87,7 @@ def save(out: str | Path, ckpt: Checkpoint) -> None:
 
 _OWN_FILE = re.compile(r"(weights|state|best)-[0-9]{8}-[0-9a-f]{6}\.safetensors")
 # atomic_write's temporary files, for our own files only
-_OWN_TMP = re.compile(r"\.(" + _OWN_FILE.pattern + r"|checkpoint\.json)\.[A-Za-z0-9_]+\.tmp")
+_OWN_TMP = re.compile(r"\.(" + _OWN_FILE.pattern + r"|checkpoint\.json|tokenizer\.json)\.[A-Za-z0-9_]+\.tmp")
 
 
 def _own_file(name: object) -> bool:
@@ -164,6 +172,8 @@ def _load(out: Path, state: bool) -> Checkpoint:
             ckpt.state = _load_part(out, files["state"])
         if "best" in files:
             ckpt.best_weights = _load_part(out, files["best"], expected)
+        if "tokenizer" in files:
+            ckpt.vocab = {**ckpt.vocab, "json": _read_checked(out, files["tokenizer"], TOKENIZER).decode("utf-8")}
     except _Gone as e:
         # A save writes the new files, then checkpoint.json, then deletes the old files: a reader between its
         # read of checkpoint.json and of the files it names finds them gone, and a new checkpoint.json.
@@ -228,11 +238,18 @@ def _check_meta(meta: dict[str, Any]) -> None:
                      and not isinstance(best.get("val"), bool)):
         raise _Bad("best must hold a step and a val loss")
     vocab, data = meta["vocab"], meta["data"]
-    if not (isinstance(vocab.get("chars"), str) and isinstance(vocab.get("boundary"), bool)):
-        raise _Bad("vocab must hold chars (a string) and boundary (true or false)")
-    if len(set(vocab["chars"])) != len(vocab["chars"]):
-        raise _Bad("vocab repeats a character")
-    if meta["config"].get("vocab_size") != len(vocab["chars"]) + vocab["boundary"]:
+    if vocab.get("tokenizer") == "bpe":
+        if not (is_whole(vocab.get("size")) and isinstance(vocab.get("boundary"), bool)
+                and "tokenizer" in meta["files"]):
+            raise _Bad("a BPE vocab must hold size, boundary and a tokenizer file")
+        size = vocab["size"]
+    else:
+        if not (isinstance(vocab.get("chars"), str) and isinstance(vocab.get("boundary"), bool)):
+            raise _Bad("vocab must hold chars (a string) and boundary (true or false)")
+        if len(set(vocab["chars"])) != len(vocab["chars"]):
+            raise _Bad("vocab repeats a character")
+        size = len(vocab["chars"]) + vocab["boundary"]
+    if meta["config"].get("vocab_size") != size:
         raise _Bad("config.vocab_size does not match the vocabulary")
     if not (isinstance(data.get("source"), str) and data.get("mode") in ("lines", "text")
             and isinstance(data.get("sha256"), str)):
@@ -288,8 +305,9 @@ def _check_header(data: bytes) -> int:
     return total
 
 
-def _load_part(out: Path, entry: dict[str, str], expected: int | None = None) -> dict[str, torch.Tensor]:
-    if not _own_file(entry["name"]):
+def _read_checked(out: Path, entry: dict[str, str], name: str | None = None) -> bytes:
+    """A file that checkpoint.json names (`name`, or one of our tensor files), checked against its sha256."""
+    if not (entry["name"] == name if name else _own_file(entry["name"])):
         raise MakemoreError(f"corrupt checkpoint in {out}: unexpected file name {entry['name']!r}")
     path = out / entry["name"]
     try:
@@ -300,6 +318,12 @@ def _load_part(out: Path, entry: dict[str, str], expected: int | None = None) ->
         raise MakemoreError(f"cannot read {path}: {e.strerror or e}") from None
     if hashlib.sha256(data).hexdigest() != entry["sha256"]:
         raise MakemoreError(f"corrupt checkpoint: {path} does not match its checksum (truncated or changed)")
+    return data
+
+
+def _load_part(out: Path, entry: dict[str, str], expected: int | None = None) -> dict[str, torch.Tensor]:
+    data = _read_checked(out, entry)
+    path = out / entry["name"]
     try:
         numel = _check_header(data)
         tensors = st_load(data)
@@ -378,7 +402,7 @@ class Trained:
     """A trained model with what it needs to be used: its vocabulary and its checkpoint's record."""
 
     model: Any  # models.LanguageModel
-    vocab: Any  # data.Vocab
+    vocab: Any  # tokenizers.Vocab or tokenizers.BPE
     ckpt: Checkpoint
 
     def corpus(self):
@@ -390,15 +414,19 @@ class Trained:
 
 def load_model(out: str | Path, which: str = "best", device: str | torch.device = "cpu") -> Trained:
     """The model in a checkpoint directory, in eval mode; `which` is "best" (lowest val loss) or "last"."""
-    from makemore import models
-    from makemore.data import Vocab
+    from makemore import models, tokenizers
 
     ckpt = load(out, state=False)
     try:
         model = models.build(ckpt.model, models.make_config(ckpt.model, **ckpt.config))
-        vocab = Vocab.from_json(ckpt.vocab)
+        vocab = tokenizers.from_json(ckpt.vocab)
     except (TypeError, KeyError, AttributeError) as e:
         raise MakemoreError(f"corrupt checkpoint in {out}: {e}") from None
+    except MakemoreError as e:
+        raise MakemoreError(f"corrupt checkpoint in {out}: {e}") from None
+    if vocab.size != ckpt.config.get("vocab_size"):
+        raise MakemoreError(f"corrupt checkpoint in {out}: its tokenizer has {vocab.size} tokens, the model "
+                            f"{ckpt.config.get('vocab_size')}")
     weights = ckpt.best_weights if which == "best" and ckpt.best_weights is not None else ckpt.weights
     try:
         model.load_state_dict(weights)

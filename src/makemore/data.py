@@ -1,25 +1,29 @@
-"""Reading text, the character vocabulary and the splits. (How the splits become batches: batches.py.)"""
+"""Reading text and the splits. (Tokenizers: tokenizers.py; a prepared store: store.py; batches: batches.py.)
+
+Reading a file needs no torch (it is imported where token ids become tensors): `makemore prepare` then runs in
+~30 MB rather than the ~270 MB that importing torch takes."""
 
 from __future__ import annotations
 
 import codecs
-import functools
 import hashlib
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import torch
+import numpy as np
 
 from makemore.errors import MakemoreError
 from makemore.limits import is_whole
+from makemore.tokenizers import BOUNDARY, BOUNDARY_FALLBACKS, BPE, Tokenizer, Vocab  # noqa: F401 (used from here)
+
+if TYPE_CHECKING:
+    import torch
 
 Mode = Literal["lines", "text"]
-BOUNDARY = "."  # how token 0 is shown in lines mode, as in the lectures, when '.' is not a character of the data
-BOUNDARY_FALLBACKS = ("<.>", "<|>", "<eos>")  # its name when the data has its own '.'
 BUNDLED = {"names": "datasets/names.txt"}
 SPLITS = ("train", "val", "test")
 
@@ -61,7 +65,9 @@ def _pieces(data: str, digest=None, chunk: int = 1 << 20) -> Iterator[str]:
                     text, first = text.removeprefix("\ufeff"), not text
                 text = held + text
                 held = "\r" if text.endswith("\r") and raw else ""  # its "\n" may be in the next chunk
-                text = text[: len(text) - len(held)].replace("\r\n", "\n")
+                text = text[: len(text) - len(held)]
+                if "\r" in text:
+                    text = text.replace("\r\n", "\n")
                 if text:
                     yield text
                 if not raw:
@@ -87,9 +93,14 @@ class _Scan:
 
 
 def _scan(data: str) -> _Scan:
-    digest, chars, n = hashlib.sha256(), set(), 0
+    digest, chars, seen_ascii, n = hashlib.sha256(), set(), b"", 0
     for piece in _pieces(data, digest):
-        chars.update(piece)
+        # The ASCII characters already seen are dropped first, in one pass of bytes.translate (what is left is
+        # valid UTF-8, usually empty): a set of a megabyte's characters takes 30x as long.
+        new = set(piece.encode().translate(None, seen_ascii).decode())
+        if new:
+            chars |= new
+            seen_ascii = bytes(sorted(ord(c) for c in chars if c.isascii()))
         n += len(piece)
     if all(c.isspace() for c in chars):
         raise MakemoreError(f"{data} is empty")
@@ -99,14 +110,14 @@ def _scan(data: str) -> _Scan:
 def _encode_file(data: str, vocab: Vocab, n_chars: int) -> torch.Tensor:
     """The whole file as token ids, in the smallest integer type that holds them (1 byte a character for up to
     256 distinct characters), filled a chunk at a time."""
-    from makemore.batches import encode_text
+    import torch
 
-    ids = torch.empty(n_chars, dtype=torch.uint8 if vocab.size <= 256 else torch.int32)
+    ids = np.empty(n_chars, dtype=np.uint8 if vocab.size <= 256 else np.int32)
     at = 0
     for piece in _pieces(data):
-        ids[at:at + len(piece)] = encode_text(piece, vocab)
+        ids[at:at + len(piece)] = vocab.encode_array(piece)
         at += len(piece)
-    return ids
+    return torch.from_numpy(ids)
 
 
 def detect_mode(text: str) -> Mode:
@@ -129,63 +140,12 @@ def split_items(text: str) -> list[str]:
 
 
 @dataclass(frozen=True)
-class Vocab:
-    """Characters <-> ids. In lines mode id 0 is the boundary token that starts and ends every item."""
-
-    chars: tuple[str, ...]  # the data's characters, sorted; ids follow them (after 0 in lines mode)
-    boundary: bool
-
-    @classmethod
-    def build(cls, text: str, mode: Mode) -> Vocab:
-        """`text` is every character the model must know: the items joined (lines) or the whole text."""
-        return cls(tuple(sorted(set(text))), boundary=mode == "lines")
-
-    @functools.cached_property
-    def boundary_name(self) -> str:
-        """How the boundary token is printed (plots, tables): '.' as in the lectures, unless the data has a '.' of
-        its own (e.g. "st. john"), when the two would read alike."""
-        return next(n for n in (BOUNDARY, *BOUNDARY_FALLBACKS) if n not in self.chars)
-
-    @property
-    def itos(self) -> list[str]:
-        return [self.boundary_name, *self.chars] if self.boundary else list(self.chars)
-
-    @functools.cached_property
-    def stoi(self) -> dict[str, int]:
-        offset = 1 if self.boundary else 0
-        return {c: i + offset for i, c in enumerate(self.chars)}
-
-    @property
-    def size(self) -> int:
-        return len(self.chars) + self.boundary
-
-    def encode(self, s: str) -> list[int]:
-        stoi = self.stoi
-        unknown = sorted({c for c in s if c not in stoi})
-        if unknown:
-            shown = "".join(unknown)
-            raise MakemoreError(f"characters not in the model's vocabulary: {shown!r}")
-        return [stoi[c] for c in s]
-
-    def decode(self, ids: Sequence[int]) -> str:
-        itos = self.itos
-        return "".join(itos[i] for i in ids if not (self.boundary and i == 0))
-
-    def to_json(self) -> dict:
-        return {"chars": "".join(self.chars), "boundary": self.boundary}
-
-    @classmethod
-    def from_json(cls, d: dict) -> Vocab:
-        return cls(tuple(d["chars"]), bool(d["boundary"]))
-
-
-@dataclass(frozen=True)
 class Corpus:
     """A file read in one mode and split: items (lines mode) or token ids (text mode) per split."""
 
     mode: Mode
     splits: dict[str, list[str] | torch.Tensor]  # split -> items (lines) or the token ids of its text (text)
-    vocab: Vocab
+    vocab: Tokenizer
     fingerprint: str
     source: str
     seed: int = 42  # the shuffle's seed (lines mode): with the file's checksum, it fixes the split
@@ -193,11 +153,18 @@ class Corpus:
 
     def describe(self) -> dict:
         """What a checkpoint records to find and split the file again."""
-        return {"source": self.source, "mode": self.mode, "sha256": self.fingerprint, "split_seed": self.seed}
+        record = {"source": self.source, "mode": self.mode, "sha256": self.fingerprint, "split_seed": self.seed}
+        if self.vocab.kind != "char":  # (char runs keep the record they always had)
+            from makemore.tokenizers import digest
+
+            record["tokenizer"] = digest(self.vocab)
+        return record
 
     def items(self, split: str) -> list[str] | torch.Tensor:
         """A split's items (lines mode) or its token ids (text mode); "all" is the whole file."""
         if split == "all":
+            if self.mode == "text" and self.stream is None:
+                raise MakemoreError("a prepared store has no 'all' split (train or val)")
             return self.stream if self.stream is not None else [x for s in SPLITS for x in self.splits.get(s, [])]
         if split not in self.splits:
             raise MakemoreError(f"no {split!r} split in {self.mode} mode (have: {', '.join(self.splits)})")
@@ -207,10 +174,28 @@ class Corpus:
 MAX_ITEM = 100_000  # characters; lines mode is for short items, and a longer line is surely a text
 
 
-def load_corpus(data: str, mode: str = "auto", seed: int = 42, vocab: Vocab | None = None) -> Corpus:
+BPE_SAMPLE = 32 << 20  # characters: a BPE learns its merges from at most the first 32 M of the training text
+
+
+def load_corpus(data: str, mode: str = "auto", seed: int = 42, vocab: Tokenizer | None = None,
+                tokenizer: str = "char", vocab_size: int | None = None) -> Corpus:
     """Read a file and split it: lines mode shuffles items with random.Random(seed) then 80/10/10 (the
-    lectures' split when seed=42); text mode takes the first 90% for train and the last 10% for val, and holds
-    the text as token ids only (a 100 MB file takes about 100 MB)."""
+    lectures' split when seed=42); text mode takes the first 90% of the tokens for train and the last 10% for
+    val, and holds the text as token ids only (a 100 MB file takes about 100 MB).
+
+    The tokens are `vocab`'s (a trained model's), else a new tokenizer's: "char" (every character of the file)
+    or "bpe" with `vocab_size` tokens, trained on the training split (text mode: its first BPE_SAMPLE
+    characters). A directory is a store that `makemore.store.prepare` made."""
+    if tokenizer not in ("char", "bpe"):
+        raise MakemoreError(f"unknown tokenizer {tokenizer!r} (use char or bpe)")
+    if tokenizer == "bpe" and vocab is None:
+        from makemore.tokenizers import check_vocab_size
+
+        check_vocab_size(vocab_size, mode == "lines")  # type: ignore[arg-type]
+    if Path(data).is_dir() and data not in BUNDLED:
+        from makemore import store
+
+        return store.load(data, vocab)
     if mode == "auto":  # told by the first megabyte; then the mode's own reading is the only full pass
         head = next(_pieces(data), "")
         mode = detect_mode(head) if head.strip() else "text"
@@ -226,22 +211,54 @@ def load_corpus(data: str, mode: str = "auto", seed: int = 42, vocab: Vocab | No
         if len(longest) > MAX_ITEM:
             raise MakemoreError(f"{data} has a line of {len(longest):,} characters: lines mode is for short items "
                                 "(names, words); read it as one text with --mode text")
-        vocab = vocab or Vocab.build("".join(items), "lines")
+        if vocab is None and tokenizer == "char":
+            vocab = Vocab.build("".join(items), "lines")
         random.Random(seed).shuffle(items)
         n1, n2 = int(0.8 * len(items)), int(0.9 * len(items))
         splits: dict = {"train": items[:n1], "val": items[n1:n2], "test": items[n2:]}
+        if vocab is None:
+            vocab = BPE.train(splits["train"], vocab_size, boundary=True)  # type: ignore[arg-type]
         stream = None
     else:
-        scan = _scan(data)
-        vocab = vocab or Vocab.build("".join(scan.chars), "text")
-        stream, sha = _encode_file(data, vocab, scan.n_chars), scan.sha256
+        if vocab is None and tokenizer == "bpe":
+            vocab = BPE.train(training_sample(data), vocab_size, boundary=False)  # type: ignore[arg-type]
+        if vocab is None or isinstance(vocab, Vocab):
+            scan = _scan(data)
+            vocab = vocab or Vocab.build("".join(scan.chars), "text")
+            stream, sha = _encode_file(data, vocab, scan.n_chars), scan.sha256
+        else:
+            stream, sha = _encode_file_bpe(data, vocab)
         n = int(0.9 * len(stream))
         splits = {"train": stream[:n], "val": stream[n:]}  # views: no copy
     source = data if data in BUNDLED else str(Path(data).resolve())  # found again from any directory
     return Corpus(mode, splits, vocab, sha, source, seed, stream)  # type: ignore[arg-type]
 
 
-def training_corpus(data: dict, vocab: Vocab) -> Corpus:
+def training_sample(data: str, limit: int = BPE_SAMPLE) -> Iterator[str]:
+    """What a BPE learns from in text mode: the first 90% of the file (about the training split), at most `limit`
+    characters of it."""
+    limit = min(limit, int(0.9 * _path(data).stat().st_size) or 1)
+    for piece in _pieces(data):
+        yield piece[:limit]
+        limit -= len(piece)
+        if limit <= 0:
+            return
+
+
+def _encode_file_bpe(data: str, vocab: BPE) -> tuple[torch.Tensor, str]:
+    import torch
+
+    from makemore.tokenizers import encode_blocks
+
+    digest = hashlib.sha256()
+    arrays = list(encode_blocks(vocab, _pieces(data, digest)))
+    ids = np.concatenate(arrays) if arrays else np.empty(0, dtype=np.int64)
+    if not len(ids) or all(c.isspace() for c in vocab.decode(np.unique(ids).tolist())):
+        raise MakemoreError(f"{data} is empty")
+    return torch.from_numpy(ids.astype(np.int32)), digest.hexdigest()
+
+
+def training_corpus(data: dict, vocab: Tokenizer) -> Corpus:
     """The file a checkpoint was trained on (its `data` record), split as it was; refused if it changed since."""
     seed = data.get("split_seed", 42)
     if not is_whole(seed):

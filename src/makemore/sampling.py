@@ -22,6 +22,7 @@ from makemore.data import Vocab
 from makemore.errors import MakemoreError
 from makemore.limits import MAX_LEN, MAX_SAMPLES
 from makemore.models import LanguageModel
+from makemore.tokenizers import StreamDecoder
 
 DEFAULT_MAX_LEN = {"lines": 64, "text": 500}
 
@@ -165,18 +166,22 @@ def _until_boundary(row: list[int], vocab: Vocab) -> list[int]:
 def stream(model: LanguageModel, vocab: Vocab, *, prompt: str = "", temperature: float = 1.0,
            top_k: int | None = None, max_len: int | None = None, generator: torch.Generator | None = None,
            use_cache: bool = True) -> Iterator[str]:
-    """One sample, character by character as it is made (the prompt first); the same characters as
+    """One sample, token by token as it is made (the prompt first), never part of a character; the same text as
     generate(n=1) with the same generator."""
     _check(1, temperature, top_k)
     max_len = _max_len(vocab, max_len)
     vocab.encode(prompt)  # a character the model never saw is an error before anything is printed
     if prompt:
         yield prompt
+    decoder = StreamDecoder(vocab)
     for nxt in _token_steps(model, vocab, 1, prompt, temperature, top_k, generator, use_cache, max_len):
         tok = int(nxt[0])
         if vocab.boundary and tok == BOUNDARY_ID:
-            return
-        yield vocab.itos[tok]
+            break
+        if text := decoder(tok):
+            yield text
+    if text := decoder.flush():
+        yield text
 
 
 @torch.no_grad()

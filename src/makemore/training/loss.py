@@ -1,6 +1,9 @@
-"""The loss, in one place for every model, and evaluation: mean negative log-likelihood per target character."""
+"""The loss, in one place for every model, and evaluation: mean negative log-likelihood per target token, and
+the same total in bits per character of the text, the unit that compares tokenizers."""
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -16,19 +19,34 @@ def loss_fn(logits: Tensor, targets: Tensor, reduction: str = "mean") -> Tensor:
                            ignore_index=IGNORE, reduction=reduction)
 
 
+class Loss(float):
+    """A loss in nats per target token (the float itself, what training minimises) that also knows its bits per
+    character: the same total in bits (nats / ln 2) over the characters of the text the targets stand for. For a
+    char model the two differ by ln 2 alone; a BPE model's token stands for several characters."""
+
+    bpc: float
+
+    def __new__(cls, nats: float, bpc: float) -> Loss:
+        loss = super().__new__(cls, nats)
+        loss.bpc = bpc
+        return loss
+
+
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, examples: Examples, device: torch.device | str = "cpu",
-             max_targets: int = 0) -> float:
+             max_targets: int = 0) -> Loss:
     """Mean negative log-likelihood per target over the examples (all unless max_targets), the same measure for
-    every kind of model."""
+    every kind of model, with its bits per character (`.bpc`)."""
     was_training = model.training
     model.eval()
-    total, count = 0.0, 0
+    total, count, chars = 0.0, 0, 0
     for X, Y in examples.chunks(limit=max_targets or None):
         total += loss_fn(model(X.to(device)), Y.to(device), reduction="sum").item()
-        count += int((Y != IGNORE).sum())
+        targets = Y[Y != IGNORE]
+        count += len(targets)
+        chars += int(examples.token_chars[targets].sum())
     model.train(was_training)
-    return total / max(count, 1)
+    return Loss(total / max(count, 1), total / math.log(2) / max(chars, 1))
 
 
 @torch.no_grad()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from pathlib import Path
 
 from makemore.atomic import atomic_write
@@ -30,23 +31,31 @@ def _tensorboard(folder: Path):
     return SummaryWriter(str(folder / "tb"))
 
 
+COLUMNS = ["step", "lr", "loss", "val_loss", "bpc", "val_bpc"]
+
+
 class MetricsLog:
-    """metrics.csv: one row per step (step, lr, loss) and val rows (step,,,val_loss). On resume the rows past
-    the checkpoint's step are dropped, so the file reads as one uninterrupted run. Also to TensorBoard, if
-    installed (train loss every TB_EVERY steps, every val loss)."""
+    """metrics.csv: one row per step (step, lr, loss, , bpc) and val rows (step, , , val_loss, , val_bpc); losses
+    in nats per token and in bits per character. On resume the rows past the checkpoint's step are dropped, so
+    the file reads as one uninterrupted run. Also to TensorBoard, if installed (train loss every TB_EVERY steps,
+    every val loss).
+
+    A step's bits per character take the training split's mean characters per token (`chars_per_token`, 1 for
+    the char tokenizer); an evaluation's are its own (evaluate's Loss.bpc)."""
 
     TB_EVERY = 100
 
-    def __init__(self, path: Path, start: int):
+    def __init__(self, path: Path, start: int, chars_per_token: float = 1.0):
         path.parent.mkdir(parents=True, exist_ok=True)
+        self.bits_per_nat = 1 / math.log(2) / chars_per_token
         rows: list[list[str]] = []
         if start > 0 and path.exists():
             with open(path, newline="") as f:  # a run killed mid-write can leave a torn last row: skip it
-                rows = [r for r in csv.reader(f) if len(r) == 4 and r[0].isdigit()
+                rows = [r for r in csv.reader(f) if len(r) in (4, 6) and r[0].isdigit()
                         and int(r[0]) < start + (r[3] != "")]
         # The kept rows replace the file in one rename (a kill while it is rewritten loses no history); the run
         # then appends to it.
-        atomic_write(path, lambda f: f.write(_csv_text([["step", "lr", "loss", "val_loss"], *rows]).encode()))
+        atomic_write(path, lambda f: f.write(_csv_text([COLUMNS, *rows]).encode()))
         self.file = open(path, "a", newline="")  # noqa: SIM115  (kept open for the whole run)
         self.writer = csv.writer(self.file, lineterminator="\n")
         self.pending: list[tuple] = []  # written in one go at each evaluation: a row per step is a hot path
@@ -59,13 +68,15 @@ class MetricsLog:
             self.tb.add_scalar("lr", lr, step)
 
     def _drain(self) -> None:
-        self.writer.writerows([s, f"{lr:.6g}", f"{loss:.6f}", ""] for s, lr, loss in self.pending)
+        self.writer.writerows([s, f"{lr:.6g}", f"{loss:.6f}", "", f"{loss * self.bits_per_nat:.6f}", ""]
+                              for s, lr, loss in self.pending)
         self.pending.clear()
 
     def val(self, step: int, val: float | None) -> None:
         self._drain()
         if val is not None:
-            self.writer.writerow([step, "", "", f"{val:.6f}"])
+            bpc = getattr(val, "bpc", val * self.bits_per_nat)  # (evaluate's Loss knows its own)
+            self.writer.writerow([step, "", "", f"{val:.6f}", "", f"{bpc:.6f}"])
             if self.tb is not None:
                 self.tb.add_scalar("loss/val", val, step)
         self.file.flush()

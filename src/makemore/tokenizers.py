@@ -1,0 +1,303 @@
+"""Tokenizers: text <-> token ids, two kinds behind one interface.
+
+- `Vocab` ("char"): one token per character of the data, the lectures' tokenizer.
+- `BPE` ("bpe"): byte-level byte-pair encoding (GPT-2's scheme), trained with Hugging Face `tokenizers`. Its
+  first 256 tokens are the bytes, so any text encodes and decodes back exactly.
+
+In lines mode id 0 is the boundary token that starts and ends every item. Both kinds offer: size, boundary, itos
+(a printable name per token), stoi, encode, decode, token_bytes (the UTF-8 bytes each token stands for, for
+streaming), token_chars (the characters of text each token stands for, for bits per character) and
+to_json/from_json (a BPE's record carries its tokenizer.json text; the checkpoint stores that as a file).
+"""
+
+from __future__ import annotations
+
+import codecs
+import functools
+import hashlib
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from makemore.errors import MakemoreError
+
+BOUNDARY = "."  # how token 0 is shown in lines mode, as in the lectures, when '.' is not a token of the data
+BOUNDARY_FALLBACKS = ("<.>", "<|>", "<eos>")  # its name when the data has its own '.'
+KINDS = ("char", "bpe")
+MAX_VOCAB = 1 << 20  # a BPE vocabulary beyond a million tokens is surely a typo
+
+
+def _boundary_name(names: Iterable[str]) -> str:
+    taken = set(names)
+    return next(n for n in (BOUNDARY, *BOUNDARY_FALLBACKS) if n not in taken)
+
+
+@dataclass(frozen=True)
+class Vocab:
+    """Characters <-> ids. In lines mode id 0 is the boundary token that starts and ends every item."""
+
+    chars: tuple[str, ...]  # the data's characters, sorted; ids follow them (after 0 in lines mode)
+    boundary: bool
+    kind = "char"
+
+    @classmethod
+    def build(cls, text: str, mode: str) -> Vocab:
+        """`text` is every character the model must know: the items joined (lines) or the whole text."""
+        return cls(tuple(sorted(set(text))), boundary=mode == "lines")
+
+    @functools.cached_property
+    def boundary_name(self) -> str:
+        """How the boundary token is printed (plots, tables): '.' as in the lectures, unless the data has a '.' of
+        its own (e.g. "st. john"), when the two would read alike."""
+        return _boundary_name(self.chars)
+
+    @property
+    def itos(self) -> list[str]:
+        return [self.boundary_name, *self.chars] if self.boundary else list(self.chars)
+
+    @functools.cached_property
+    def stoi(self) -> dict[str, int]:
+        offset = 1 if self.boundary else 0
+        return {c: i + offset for i, c in enumerate(self.chars)}
+
+    @property
+    def size(self) -> int:
+        return len(self.chars) + self.boundary
+
+    def encode(self, s: str) -> list[int]:
+        stoi = self.stoi
+        unknown = sorted({c for c in s if c not in stoi})
+        if unknown:
+            shown = "".join(unknown)
+            raise MakemoreError(f"characters not in the model's vocabulary: {shown!r}")
+        return [stoi[c] for c in s]
+
+    def encode_array(self, text: str, chunk: int = 1 << 22) -> np.ndarray:
+        """A long text as token ids in the smallest integer type that holds them (a 100 MB file stays ~100 MB),
+        by table lookup of its code points, a chunk at a time."""
+        if text.isascii() and self.size <= 256:
+            # Most text: bytes.translate maps each byte to its id in one C pass (numpy's lookup takes 15x as long)
+            raw = text.encode("ascii")
+            if raw.translate(None, self._ascii[1]):  # characters the vocabulary does not have
+                self.encode(text)  # raises, naming them
+            return np.frombuffer(raw.translate(self._ascii[0]), dtype=np.uint8)
+        dtype = np.uint8 if self.size <= 256 else np.int32
+        out = np.empty(len(text), dtype=dtype)
+        for start in range(0, len(text), chunk):
+            piece = text[start:start + chunk]
+            codes = code_points(piece)
+            table = np.full(int(codes.max()) + 1, -1, dtype=np.int16 if dtype == np.uint8 else np.int32)
+            for ch, i in self.stoi.items():
+                if ord(ch) < len(table):
+                    table[ord(ch)] = i
+            ids = table[codes]
+            if (ids < 0).any():
+                self.encode(piece)  # raises, naming the unknown characters
+            out[start:start + len(piece)] = ids
+        return out
+
+    @functools.cached_property
+    def _ascii(self) -> tuple[bytes, bytes]:
+        """bytes.translate's table (byte -> id) for the ASCII characters, and those characters."""
+        table = bytearray(256)
+        for c, i in self.stoi.items():
+            if c.isascii():
+                table[ord(c)] = i
+        return bytes(table), "".join(c for c in self.chars if c.isascii()).encode()
+
+    def decode(self, ids: Sequence[int]) -> str:
+        itos = self.itos
+        return "".join(itos[i] for i in ids if not (self.boundary and i == 0))
+
+    @functools.cached_property
+    def token_bytes(self) -> list[bytes]:
+        return ([b""] if self.boundary else []) + [c.encode() for c in self.chars]
+
+    @functools.cached_property
+    def token_chars(self) -> np.ndarray:
+        """One character a token; the boundary stands for the newline that ends an item in the file."""
+        return np.ones(self.size, dtype=np.int64)
+
+    def to_json(self) -> dict:
+        return {"chars": "".join(self.chars), "boundary": self.boundary}
+
+    @classmethod
+    def from_json(cls, d: dict) -> Vocab:
+        return cls(tuple(d["chars"]), bool(d["boundary"]))
+
+
+def code_points(text: str) -> np.ndarray:
+    """The characters' code points as an array: one byte each for ASCII text (most text; isascii() is free)."""
+    if text.isascii():
+        return np.frombuffer(text.encode("ascii"), dtype=np.uint8)
+    return np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+
+
+@functools.cache
+def _byte_of() -> dict[str, int]:
+    """GPT-2's byte-level alphabet, reversed: the printable character that stands for each byte in a byte-level
+    BPE's vocabulary -> the byte. Printable bytes stand for themselves; the others are shifted past 255."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    chars = dict(zip(printable, printable, strict=True))
+    shifted = (b for b in range(256) if b not in chars)
+    for n, b in enumerate(shifted):
+        chars[b] = 256 + n
+    return {chr(c): b for b, c in chars.items()}
+
+
+class BPE:
+    """A byte-level BPE tokenizer (Hugging Face `tokenizers`), with the boundary token as id 0 in lines mode.
+
+    Hugging Face's ids are shifted by one in lines mode rather than the boundary being one of its special tokens,
+    which it would also match inside the text ('<|endoftext|>' typed in a name would become the boundary)."""
+
+    kind = "bpe"
+
+    def __init__(self, tokenizer_json: str, boundary: bool):
+        import tokenizers as hf  # Hugging Face's package (an absolute import: not this module)
+
+        try:
+            spec = json.loads(tokenizer_json)
+            if spec["model"]["type"] != "BPE" or spec["pre_tokenizer"]["type"] != "ByteLevel":
+                raise ValueError("not a byte-level BPE")
+            self._hf = hf.Tokenizer.from_str(tokenizer_json)
+            pieces = sorted(self._hf.get_vocab().items(), key=lambda kv: kv[1])
+            if [i for _, i in pieces] != list(range(len(pieces))):
+                raise ValueError("its ids are not 0, 1, 2, ...")
+            byte_of = _byte_of()
+            token_bytes = [bytes(byte_of[c] for c in s) for s, _ in pieces]
+        except Exception as e:  # (the library raises its own exception types)
+            raise MakemoreError(f"not a usable tokenizer.json: {str(e).splitlines()[0][:200] if str(e) else e!r}") \
+                from None
+        self.json, self.boundary = tokenizer_json, boundary
+        self.token_bytes = ([b""] if boundary else []) + token_bytes
+
+    @classmethod
+    def train(cls, texts: Iterable[str], vocab_size: int, boundary: bool) -> BPE:
+        """Learn merges from `texts` (pieces of the training split) until there are `vocab_size` tokens (the
+        boundary included) or nothing left to merge."""
+        import tokenizers as hf
+
+        check_vocab_size(vocab_size, boundary)
+        tok = hf.Tokenizer(hf.models.BPE())
+        tok.pre_tokenizer = hf.pre_tokenizers.ByteLevel(add_prefix_space=False)
+        trainer = hf.trainers.BpeTrainer(vocab_size=vocab_size - boundary, show_progress=False,
+                                         initial_alphabet=hf.pre_tokenizers.ByteLevel.alphabet())
+        tok.train_from_iterator(texts, trainer)
+        return cls(tok.to_str(), boundary)
+
+    @property
+    def size(self) -> int:
+        return len(self.token_bytes)
+
+    @functools.cached_property
+    def itos(self) -> list[str]:
+        """Each token's text ('\ufffd' for the bytes of a character cut between tokens)."""
+        names = [b.decode("utf-8", "replace") for b in self.token_bytes]
+        if self.boundary:
+            names[0] = _boundary_name(names[1:])
+        return names
+
+    @property
+    def boundary_name(self) -> str:
+        return self.itos[0] if self.boundary else BOUNDARY
+
+    @functools.cached_property
+    def stoi(self) -> dict[str, int]:
+        return {s: i for i, s in reversed(list(enumerate(self.itos)))}  # (the first id of a repeated name)
+
+    def encode(self, s: str) -> list[int]:
+        ids = self._hf.encode(s).ids
+        return [i + 1 for i in ids] if self.boundary else ids
+
+    def encode_many(self, texts: list[str]) -> list[np.ndarray]:
+        """Several texts at once, on all cores (the library's own threads)."""
+        return [np.asarray(e.ids, dtype=np.int64) + self.boundary for e in self._hf.encode_batch_fast(texts)]
+
+    def decode(self, ids: Sequence[int]) -> str:
+        pieces = self.token_bytes
+        return b"".join(pieces[i] for i in ids).decode("utf-8", "replace")
+
+    @functools.cached_property
+    def token_chars(self) -> np.ndarray:
+        """The characters each token stands for: its bytes that start a UTF-8 character. A character cut between
+        two tokens counts in the token of its first byte, so a token sequence counts the characters of its text."""
+        counts = [sum((b & 0xC0) != 0x80 for b in piece) for piece in self.token_bytes]
+        if self.boundary:
+            counts[0] = 1  # the newline that ends an item
+        return np.array(counts, dtype=np.int64)
+
+    def to_json(self) -> dict:
+        return {"tokenizer": "bpe", "boundary": self.boundary, "size": self.size, "json": self.json}
+
+
+Tokenizer = Vocab | BPE
+
+
+def check_vocab_size(vocab_size: int, boundary: bool) -> None:
+    low = 256 + boundary
+    if not (isinstance(vocab_size, int) and low <= vocab_size <= MAX_VOCAB):
+        raise MakemoreError(f"--vocab-size must be between {low} (the bytes{' and the boundary' if boundary else ''})"
+                            f" and {MAX_VOCAB:,}, not {vocab_size}")
+
+
+def from_json(record: dict) -> Tokenizer:
+    """The tokenizer a checkpoint or a store recorded (its to_json)."""
+    if record.get("tokenizer", "char") == "bpe":
+        if not isinstance(record.get("json"), str):
+            raise MakemoreError("the record of a BPE tokenizer has no tokenizer.json")
+        return BPE(record["json"], bool(record["boundary"]))
+    return Vocab.from_json(record)
+
+
+def digest(tok: Tokenizer) -> str:
+    """A fingerprint of a tokenizer: two with the same digest give every text the same ids."""
+    return hashlib.sha256(json.dumps(tok.to_json(), sort_keys=True).encode()).hexdigest()
+
+
+class StreamDecoder:
+    """Token ids in, text out, one token at a time, never part of a character: the first bytes of a character
+    that a BPE splits between tokens wait for its last. The text is the same as decode() of all the ids."""
+
+    def __init__(self, tok: Tokenizer):
+        self.pieces = tok.token_bytes
+        self._utf8 = codecs.getincrementaldecoder("utf-8")("replace")
+
+    def __call__(self, token: int) -> str:
+        return self._utf8.decode(self.pieces[token])
+
+    def flush(self) -> str:
+        """What is left at the end: a character cut short by the end of the sample becomes '\ufffd'."""
+        return self._utf8.decode(b"", final=True)
+
+
+def blocks(pieces: Iterable[str], size: int = 1 << 20) -> Iterator[str]:
+    """The text of `pieces` again, cut after a newline about every `size` characters: BPE encodes each block on its
+    own, so the same text gives the same tokens however it was read (whole, or streamed)."""
+    held = ""
+    for piece in pieces:
+        held += piece
+        if len(held) >= size:
+            cut = held.rfind("\n", 0, len(held)) + 1 or len(held)
+            yield held[:cut]
+            held = held[cut:]
+    if held:
+        yield held
+
+
+def encode_blocks(tok: Tokenizer, pieces: Iterable[str], batch: int = 8) -> Iterator[np.ndarray]:
+    """A long text, given in pieces, as arrays of token ids, a few blocks at a time."""
+    if isinstance(tok, Vocab):
+        for piece in pieces:
+            yield tok.encode_array(piece)
+        return
+    todo: list[str] = []
+    for block in blocks(pieces):
+        todo.append(block)
+        if len(todo) == batch:
+            yield from tok.encode_many(todo)
+            todo = []
+    if todo:
+        yield from tok.encode_many(todo)
