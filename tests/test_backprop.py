@@ -137,7 +137,7 @@ def test_lecture4_preset_checkpoint_samples_and_evaluates(tiny_names, tmp_path, 
     assert len(sample(loaded, 3, seed=1)) == 3
     capsys.readouterr()
     assert main(["eval", "--out", out, "--json"]) == 0
-    assert set(json.loads(capsys.readouterr().out)) == {"train", "val", "test"}
+    assert set(json.loads(capsys.readouterr().out)) == {"train", "val", "test", "bpc"}
 
 
 def test_check_command(names_path, capsys):

@@ -1,4 +1,5 @@
 import json
+import math
 import os
 import signal
 import subprocess
@@ -36,9 +37,10 @@ def test_counts_figure_through_the_cli(names_path, tmp_path, capsys):
     capsys.readouterr()
     assert main(["eval", "--out", out, "--split", "all", "--json"]) == 0
     losses = json.loads(capsys.readouterr().out)
-    assert list(losses) == ["all"] and round(losses["all"], 4) == 2.4546
+    assert list(losses) == ["all", "bpc"] and round(losses["all"], 4) == 2.4546
+    assert losses["bpc"]["all"] == pytest.approx(losses["all"] / math.log(2), rel=1e-9)  # a char model's bits
     assert main(["eval", "--out", out]) == 0
-    assert capsys.readouterr().out.split()[::2] == ["train", "val", "test"]
+    assert [line.split()[0] for line in capsys.readouterr().out.splitlines()] == ["train", "val", "test"]
 
 
 def test_train_sample_eval_and_plots(tiny_names, tmp_path, capsys):
@@ -165,7 +167,7 @@ def test_text_mode_end_to_end(tmp_path, capsys):
     assert main(["train", "--data", str(text), "--out", out, "--steps", "30", "--set", "block_size=8", *FAST]) == 0
     capsys.readouterr()
     assert main(["eval", "--out", out, "--json"]) == 0
-    assert list(json.loads(capsys.readouterr().out)) == ["train", "val"]
+    assert list(json.loads(capsys.readouterr().out)) == ["train", "val", "bpc"]
     assert main(["sample", "--out", out, "-n", "2", "--prompt", "ROMEO:", "--max-len", "40"]) == 0
     samples = capsys.readouterr().out.split("\n---\n")
     assert len(samples) == 2 and all(s.startswith("ROMEO:") and len(s.rstrip("\n")) == 46 for s in samples)

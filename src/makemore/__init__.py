@@ -9,7 +9,7 @@ The command-line tool is `makemore` (see `makemore --help`); it calls the same f
 
 from importlib.metadata import PackageNotFoundError, version
 
-from makemore.api import Run, counts_figure, diagnose, load, lr_find, train
+from makemore.api import Run, counts_figure, diagnose, load, lr_find, prepare, train
 from makemore.errors import MakemoreError
 
 try:
@@ -17,4 +17,4 @@ try:
 except PackageNotFoundError:  # run from a source tree that was never installed
     __version__ = "0+unknown"
 
-__all__ = ["MakemoreError", "Run", "__version__", "counts_figure", "diagnose", "load", "lr_find", "train"]
+__all__ = ["MakemoreError", "Run", "__version__", "counts_figure", "diagnose", "load", "lr_find", "prepare", "train"]

@@ -34,12 +34,15 @@ RUN_FILES = ("checkpoint.json", "metrics.csv", "loss.png")  # what marks a folde
 
 def train(data: str | None = None, model: str | None = None, preset: str | None = None,
           out: str | Path | None = None, *, mode: str = "auto", config: dict[str, Any] | None = None,
-          resume: bool | str = False, force: bool = False, diagnose: bool = False, progress: bool = True,
-          callbacks: Sequence[Callable[[StepInfo], None]] = (), **settings: Any) -> Run:
+          tokenizer: str = "char", vocab_size: int | None = None, resume: bool | str = False, force: bool = False,
+          diagnose: bool = False, progress: bool = True, callbacks: Sequence[Callable[[StepInfo], None]] = (),
+          **settings: Any) -> Run:
     """Train a model into the run folder `out` and return the Run.
 
-    data: a UTF-8 file, or "names" (bundled, the default). model / preset: see `makemore models`. config: model
-    settings (e.g. {"n_hidden": 300}). settings: training settings, the fields of TrainConfig (steps, lr, ...).
+    data: a UTF-8 file, "names" (bundled, the default), or a store folder made by `prepare`. model / preset: see
+    `makemore models`. config: model settings (e.g. {"n_hidden": 300}). tokenizer: "char" (default) or "bpe" with
+    `vocab_size` tokens learned from the training split. settings: training settings, the fields of TrainConfig
+    (steps, lr, ...).
     resume: True continues the run in `out` (its model, data and split as they were; settings given here change
     the rest, e.g. more steps); "auto" continues it when there is one and starts one otherwise. force: replace a
     run already in `out`. diagnose: record update ratios and write the diagnostic figures to out/diagnostics.
@@ -52,12 +55,12 @@ def train(data: str | None = None, model: str | None = None, preset: str | None 
     if out.exists() and not out.is_dir():
         raise MakemoreError(f"--out {out} is a file, not a directory")
     with locked(out):  # one training per folder; also the check that `out` is writable, before any data is read
-        return _train(data, model, preset, out, mode, dict(config or {}), resume, force, diagnose, progress,
-                      callbacks, settings)
+        return _train(data, model, preset, out, mode, dict(config or {}), (tokenizer, vocab_size), resume, force,
+                      diagnose, progress, callbacks, settings)
 
 
 def _train(data: str | None, model: str | None, preset: str | None, out: Path, mode: str, config: dict[str, Any],
-           resume: bool | str, force: bool, diagnose: bool, progress: bool,
+           tokens: tuple[str, int | None], resume: bool | str, force: bool, diagnose: bool, progress: bool,
            callbacks: Sequence[Callable[[StepInfo], None]], settings: dict[str, Any]) -> Run:
     from makemore import checkpoint, limits, models, presets, training
     from makemore.training import distributed
@@ -81,7 +84,7 @@ def _train(data: str | None, model: str | None, preset: str | None, out: Path, m
     if corpus is None:
         from makemore.data import load_corpus
 
-        corpus = load_corpus(data or "names", mode)
+        corpus = load_corpus(data or "names", mode, tokenizer=tokens[0], vocab_size=tokens[1])
     recorder = None
     if diagnose:
         from makemore import diagnostics
@@ -119,8 +122,8 @@ def _train(data: str | None, model: str | None, preset: str | None, out: Path, m
 def _saved_run(out: Path, data: str | None, model: str | None, preset: str | None, mode: str):
     """What a resumed run continues: the model, its settings, its training settings and its data, split as it was.
     The schedule stays the one the run was planned with (more steps go on at its final rate)."""
-    from makemore import training
-    from makemore.data import Vocab, load_corpus, training_corpus
+    from makemore import tokenizers, training
+    from makemore.data import load_corpus, training_corpus
 
     saved = training.saved_run(out)
     if preset is not None or (model is not None and model != saved.model):
@@ -128,10 +131,11 @@ def _saved_run(out: Path, data: str | None, model: str | None, preset: str | Non
                             f"{'preset' if preset is not None else 'model'}")
     if mode not in ("auto", saved.data["mode"]):
         raise MakemoreError(f"{out} was trained in {saved.data['mode']} mode, not {mode}")
+    vocab = tokenizers.from_json(saved.vocab)
     if data is None:
-        corpus = training_corpus(saved.data, Vocab.from_json(saved.vocab))
+        corpus = training_corpus(saved.data, vocab)
     else:  # the same file, maybe named from elsewhere: its checksum must be the run's
-        corpus = load_corpus(data, saved.data["mode"], seed=saved.data.get("split_seed", 42))
+        corpus = load_corpus(data, saved.data["mode"], seed=saved.data.get("split_seed", 42), vocab=vocab)
         if corpus.fingerprint != saved.data.get("sha256"):
             raise MakemoreError(f"cannot resume: {out} was trained on different data ({saved.data['source']})")
     settings = dict(saved.train)
@@ -147,6 +151,15 @@ def _draw_loss(out: Path) -> None:
         plots.loss_curve(out / METRICS, out / "loss.png")
     except OSError:  # the figure is a convenience: never hide why training stopped
         pass
+
+
+def prepare(data: str, out: str | Path, *, tokenizer: str = "char", vocab_size: int | None = None,
+            progress: bool = True) -> Path:
+    """Tokenize a (large) text file once into the store folder `out`: train.bin and val.bin, read by training
+    through np.memmap (`train(data=out)`), so memory does not grow with the corpus. Returns store.json's path."""
+    from makemore import store
+
+    return store.prepare(data, out, tokenizer=tokenizer, vocab_size=vocab_size, progress=progress)
 
 
 def load(out: str | Path) -> Run:

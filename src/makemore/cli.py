@@ -44,8 +44,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     before = time.perf_counter() - args.started  # (importing torch and reading the data are in the API's figure)
     try:
         run = mm.train(args.data, args.model, args.preset, args.out, mode=args.mode, config=config,
-                       resume=args.resume, force=args.force, diagnose=args.diagnose, progress=not args.quiet,
-                       **_train_settings(args))
+                       tokenizer=args.tokenizer, vocab_size=args.vocab_size, resume=args.resume, force=args.force,
+                       diagnose=args.diagnose, progress=not args.quiet, **_train_settings(args))
     except Interrupted as e:
         print(f"makemore: {e}", file=sys.stderr)
         return e.exit_code
@@ -69,7 +69,11 @@ def _duration(r) -> str:
 
 
 def _fmt(x: float | None) -> str:
-    return "-" if x is None else f"{x:.4f}"
+    """A loss in nats per token, with its bits per character when it knows them (evaluate's Loss)."""
+    if x is None:
+        return "-"
+    bpc = getattr(x, "bpc", None)
+    return f"{x:.4f}" if bpc is None else f"{x:.4f} ({bpc:.3f} bits/char)"
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
@@ -95,8 +99,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     splits = None if args.split == "train,val,test" else [s for s in args.split.split(",") if s]
     losses = mm.load(args.out).evaluate(splits, data=args.data, last=args.last)
-    if args.json:
-        print(json.dumps(losses))
+    if args.json:  # nats per token by split, and the same in bits per character
+        print(json.dumps({**losses, "bpc": {s: getattr(v, "bpc", None) for s, v in losses.items()}}))
     else:
         for s, v in losses.items():
             print(f"{s:5s} {_fmt(v)}")
@@ -130,6 +134,21 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
                           file=args.file)
     print(f"suggested lr {lr:.3g} (10^{math.log10(lr):.2f}); plot: {path}")
     return 0
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    import makemore as mm
+
+    path = mm.prepare(args.data, args.out, tokenizer=args.tokenizer, vocab_size=args.vocab_size,
+                      progress=not args.quiet)
+    print(path)
+    return 0
+
+
+def _tokenizer_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tokenizer", default="char", choices=["char", "bpe"],
+                   help="char: every character a token (default); bpe: byte-level byte-pair encoding")
+    p.add_argument("--vocab-size", type=flags.number_in(int, 1, 1 << 31), help="bpe: the number of tokens")
 
 
 def _model_flags(p: argparse.ArgumentParser) -> None:
@@ -234,10 +253,12 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a model and save it to --out")
     t.add_argument("--model", help="model name (see `makemore models`); default mlp")
     t.add_argument("--preset", help="a named recipe of model and training settings (see `makemore models`)")
-    t.add_argument("--data", help="a UTF-8 text file, or 'names' (bundled, the default)")
+    t.add_argument("--data", help="a UTF-8 text file, 'names' (bundled, the default), or a folder `makemore "
+                   "prepare` made")
     t.add_argument("--mode", default="auto", choices=["auto", "lines", "text"],
                    help="lines: one item per line; text: one continuous text (default: detected)")
     t.add_argument("--out", help="checkpoint directory (default runs/PRESET)")
+    _tokenizer_flags(t)
     t.add_argument("--resume", nargs="?", const=True, default=False, type=_resume,
                    help="continue the run in --out; --resume auto: continue it if there is one, else start one")
     t.add_argument("--force", action="store_true", help="replace a checkpoint already in --out")
@@ -274,6 +295,16 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true", help="print one JSON object {split: loss}")
     e.add_argument("--last", action="store_true", help="use the last weights, not the best on val")
     e.set_defaults(func=cmd_eval)
+
+    pr = sub.add_parser("prepare", help="tokenize a large text once into a store that training reads from disk",
+                        description="Stream --data once, in chunks, into --out/train.bin and val.bin (the token ids) "
+                        "and store.json; `makemore train --data OUT` then reads random windows through a memory "
+                        "map, so memory does not grow with the corpus.")
+    pr.add_argument("--data", required=True, help="a UTF-8 text file")
+    pr.add_argument("--out", required=True, help="the store's folder")
+    _tokenizer_flags(pr)
+    pr.add_argument("--quiet", action="store_true", help="no progress bar")
+    pr.set_defaults(func=cmd_prepare)
 
     m = sub.add_parser("models", help="list the models and presets")
     m.set_defaults(func=cmd_models)
