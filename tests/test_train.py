@@ -1,9 +1,6 @@
 import math
 import os
-import platform
 import signal
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -225,58 +222,6 @@ def test_bf16_autocast_and_compile_run_on_cpu(corpus, tmp_path):
     compiled = train.train("mlp", SMALL, corpus, cfg(steps=20, compile=True), tmp_path / "compiled", progress=False)
     eager = train.train("mlp", SMALL, corpus, cfg(steps=20), tmp_path / "eager", progress=False)
     assert compiled.val_loss == pytest.approx(eager.val_loss, abs=1e-4)
-
-
-_FAULTS = """
-import ctypes, resource, sys
-if sys.argv[1] == "keep":  # (the default run imports nothing: what an import frees moves glibc's thresholds)
-    from makemore.training.allocator import keep_freed_memory
-    assert keep_freed_memory()
-libc = ctypes.CDLL("libc.so.6")  # malloc itself: no other allocation comes between (torch's would, at random)
-libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
-libc.free.argtypes = [ctypes.c_void_p]
-def step(size=400_000, n=10):  # as a training step: activations allocated, written, all freed at its end
-    blocks = [libc.malloc(size) for _ in range(n)]
-    for b in blocks:
-        ctypes.memset(b, 1, size)
-    for b in blocks:
-        libc.free(b)
-for _ in range(3):
-    step()
-before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-for _ in range(20):
-    step()
-print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 20)
-"""
-
-
-@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's malloc only")
-def test_training_steps_reuse_freed_memory_instead_of_new_pages():
-    """By default glibc gives the freed top of its heap back to the kernel, so each step faults its 4 MB of pages
-    in again (~945 faults); training keeps them (allocator.py)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != "GLIBC_TUNABLES"}
-    faults = {mode: float(subprocess.run([sys.executable, "-c", _FAULTS, mode], capture_output=True, text=True,
-                                         check=True, env=env).stdout) for mode in ("default", "keep")}
-    assert faults["default"] > 200 and faults["keep"] < 5, faults
-
-
-@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's malloc only")
-def test_training_sets_the_allocator_thresholds(corpus, tmp_path, monkeypatch):
-    from makemore.training import allocator
-
-    allocator.keep_freed_memory.cache_clear()  # as in a new process
-    for k in [k for k in os.environ if k.startswith("MALLOC_")]:
-        monkeypatch.delenv(k)
-    monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
-    try:
-        train.train("mlp", SMALL, corpus, cfg(steps=2), tmp_path / "run", progress=False)
-        assert allocator.keep_freed_memory.cache_info().misses == 1  # called by train(), which set them:
-        assert allocator.keep_freed_memory()
-        allocator.keep_freed_memory.cache_clear()
-        monkeypatch.setenv("MALLOC_ARENA_MAX", "2")  # the user's own tuning is left alone
-        assert not allocator.keep_freed_memory()
-    finally:
-        allocator.keep_freed_memory.cache_clear()
 
 
 @pytest.mark.parametrize("capability, on", [((7, 5), False), ((7, 0), False), ((8, 0), True), ((9, 0), True)])

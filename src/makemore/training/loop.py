@@ -23,7 +23,6 @@ from makemore.data import Corpus
 from makemore.errors import MakemoreError
 from makemore.limits import MAX_INT
 from makemore.training import distributed
-from makemore.training.allocator import keep_freed_memory
 from makemore.training.config import TrainConfig
 from makemore.training.loss import calibrate_batchnorm, evaluate
 from makemore.training.metrics import METRICS, MetricsLog, progress_bar
@@ -171,7 +170,6 @@ def train(model_name: str, model_config: dict[str, Any], corpus: Corpus, cfg: Tr
     """Train a model of the registry on a corpus into the checkpoint directory `out` (continuing the run there
     with resume=True). Returns the figures and the trained model."""
     out = Path(out)
-    keep_freed_memory()  # steps reuse freed memory instead of faulting in fresh pages (see allocator.py)
     group = distributed.from_environment()
     model = build_model(model_name, model_config, corpus.vocab.size, cfg.seed)
     distributed.check(group, cfg.batch_size, model)
