@@ -15,7 +15,7 @@ copy), so the side-by-side run uses --same-mb (256 MB: ~3 GB for nanoGPT) and ou
 
 Parts: char (our char tokenizer), bpe (ours, vocabulary --vocab-size, learned from the first 32 M characters,
 then all encoded), nanogpt. Throughput is MB of text a second, from launch to exit. train (after char): peak RSS
-of the same short GPT run (200 steps, batch 32 of 64 tokens, evaluations of 8192 val tokens) on the --mb store and
+of the same short GPT run (50 steps, batch 32 of 64 tokens, evaluations of 4096 val tokens) on the --mb store and
 on a store of tiny Shakespeare itself (1 MB): the batches' windows are read through np.memmap, so the two should
 be within a few MB.
 """
@@ -80,7 +80,7 @@ def train_on(store: Path, out: Path) -> dict:
     shape = {"block_size": 64, "n_layer": 2, "n_head": 4, "n_embd": 128}
     code = ("from makemore.data import load_corpus; from makemore.training import TrainConfig, train; "
             f"train('gpt', {shape!r}, load_corpus({str(store)!r}), "
-            "TrainConfig(steps=200, batch_size=32, eval_interval=100, eval_max=8192, seed=1), "
+            "TrainConfig(steps=50, batch_size=32, eval_interval=25, eval_max=4096, seed=1), "
             f"{str(out)!r}, progress=False)")
     return run([sys.executable, "-c", code])
 

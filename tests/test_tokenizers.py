@@ -17,6 +17,8 @@ from makemore.checkpoint import load_model
 from makemore.data import load_corpus
 from makemore.errors import MakemoreError
 from makemore.tokenizers import BPE, StreamDecoder, Vocab
+from makemore.training.evaluate import Loss
+from makemore.training.metrics import MetricsLog
 
 TEXT = ("First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n\n"
         "First Citizen:\nYou are all resolved rather to die than to famish?\n\n") * 20
@@ -189,7 +191,17 @@ def test_bpc_of_a_char_model_is_its_loss_over_ln2(tiny_names, tmp_path):
     assert val == r.val_loss and val.bpc == pytest.approx(val / math.log(2), rel=1e-12)
     rows = list(csv.DictReader(open(tmp_path / train.METRICS)))
     assert float(rows[-1]["val_bpc"]) == pytest.approx(val.bpc, abs=1e-6)
-    assert float(rows[0]["bpc"]) == pytest.approx(float(rows[0]["loss"]) / math.log(2), abs=1e-5)
+
+
+def test_metrics_rows_in_bits_per_character(tmp_path):
+    log = MetricsLog(tmp_path / "m.csv", 0, chars_per_token=2.5)
+    log.row(0, 0.1, 2.0)
+    log.val(1, Loss(1.5, 0.75))
+    log.close()
+    rows = list(csv.DictReader(open(tmp_path / "m.csv")))
+    assert float(rows[0]["bpc"]) == pytest.approx(2.0 / math.log(2) / 2.5, abs=1e-6) and rows[0]["val_bpc"] == ""
+    assert float(rows[1]["val_loss"]) == 1.5 and float(rows[1]["val_bpc"]) == 0.75
+    assert train.read_metrics(tmp_path / "m.csv") == ([(0, 2.0)], [(1, 1.5)])
 
 
 def test_bpc_of_a_bpe_model_counts_the_characters_of_the_text(bpe_run):

@@ -62,8 +62,8 @@ def _bar(enabled: bool, total: int, what: str):
         return None
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=what, unit="B", unit_scale=True, unit_divisor=1 << 20, dynamic_ncols=True,
-                mininterval=0.5)
+    return tqdm(total=total, desc=what, unit="B", unit_scale=True, unit_divisor=1024, dynamic_ncols=True,
+                mininterval=0.5)  # (MB/s)
 
 
 def prepare(data: str, out: str | Path, *, tokenizer: str = "char", vocab_size: int | None = None,
@@ -113,15 +113,15 @@ def prepare(data: str, out: str | Path, *, tokenizer: str = "char", vocab_size: 
         old = _named_files(out)
         atomic_write(out / META, (json.dumps(meta, indent=1) + "\n").encode())  # the commit point
     except OSError as e:  # a full disk, a folder that cannot be written: nothing half-made is left
-        _remove(tmp, *(out / n for n in names.values()))
+        _remove(tmp, *(out / name for name in names.values()))
         raise MakemoreError(f"cannot write the store in {out}: {e.strerror or e}") from None
     except BaseException:
-        _remove(tmp, *(out / n for n in names.values()))
+        _remove(tmp, *(out / name for name in names.values()))
         raise
     finally:
         if bar is not None:
             bar.close()
-    _remove(*(out / n for n in old - set(names.values())))
+    _remove(*(out / name for name in old - set(names.values())))
     return out / META
 
 

@@ -41,13 +41,14 @@ class MetricsLog:
     every val loss).
 
     A step's bits per character take the training split's mean characters per token (`chars_per_token`, 1 for
-    the char tokenizer); an evaluation's are its own (evaluate's Loss.bpc)."""
+    the char tokenizer; batches.chars_per_target), left blank when not given; an evaluation's are its own
+    (evaluate's Loss.bpc)."""
 
     TB_EVERY = 100
 
-    def __init__(self, path: Path, start: int, chars_per_token: float = 1.0):
+    def __init__(self, path: Path, start: int, chars_per_token: float | None = None):
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.bits_per_nat = 1 / math.log(2) / chars_per_token
+        self.bits_per_nat = 1 / math.log(2) / chars_per_token if chars_per_token else None
         rows: list[list[str]] = []
         if start > 0 and path.exists():
             with open(path, newline="") as f:  # a run killed mid-write can leave a torn last row: skip it
@@ -68,15 +69,16 @@ class MetricsLog:
             self.tb.add_scalar("lr", lr, step)
 
     def _drain(self) -> None:
-        self.writer.writerows([s, f"{lr:.6g}", f"{loss:.6f}", "", f"{loss * self.bits_per_nat:.6f}", ""]
+        k = self.bits_per_nat
+        self.writer.writerows([s, f"{lr:.6g}", f"{loss:.6f}", "", f"{loss * k:.6f}" if k else "", ""]
                               for s, lr, loss in self.pending)
         self.pending.clear()
 
     def val(self, step: int, val: float | None) -> None:
         self._drain()
         if val is not None:
-            bpc = getattr(val, "bpc", val * self.bits_per_nat)  # (evaluate's Loss knows its own)
-            self.writer.writerow([step, "", "", f"{val:.6f}", "", f"{bpc:.6f}"])
+            bpc = getattr(val, "bpc", None)  # (evaluate's Loss knows its own)
+            self.writer.writerow([step, "", "", f"{val:.6f}", "", "" if bpc is None else f"{bpc:.6f}"])
             if self.tb is not None:
                 self.tb.add_scalar("loss/val", val, step)
         self.file.flush()
