@@ -110,6 +110,19 @@ def test_best_is_the_best_trial_and_loads_and_samples(tuned):
     assert len(samples) == 5 and all(isinstance(s, str) for s in samples)
 
 
+def test_figures_leave_matplotlib_as_it_was(tuned, tmp_path):
+    import matplotlib
+
+    from makemore import tune
+
+    with matplotlib.rc_context():
+        matplotlib.rcdefaults()
+        before = dict(matplotlib.rcParams)
+        paths = tune.figures(tuned[1].study, tmp_path)
+        assert dict(matplotlib.rcParams) == before
+    assert [p.name for p in paths][:2] == ["tune_val_vs_time.png", "tune_history.png"]
+
+
 def _tune_cli(argv: list[str]) -> int:
     """`makemore tune ...` as the CLI runs it (its one-line errors and exit codes)."""
     from makemore import cli, tune_cli
