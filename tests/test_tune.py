@@ -129,7 +129,11 @@ def _tune_cli(argv: list[str]) -> int:
 
     parser = cli._Parser(prog="makemore")
     tune_cli.register(parser.add_subparsers(dest="command", required=True))
-    return cli._run(parser.parse_args(argv))
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # a bad flag: argparse's one line
+        return e.code
+    return cli._run(args)
 
 
 @pytest.mark.parametrize("flags, message", [
@@ -142,6 +146,8 @@ def _tune_cli(argv: list[str]) -> int:
     (["--budget", "5s", "--space", "SPACE:families = []"], "non-empty list"),
     (["--budget", "5s", "--space", "SPACE:lr = ["], "not valid TOML"),
     (["--budget", "5s", "--data", "OTHER"], "was made for other data"),
+    (["--budget", "5s", "--workers", "0"], "--workers: must be between 1 and 256"),
+    (["--budget", "5s", "--seed=-1"], "--seed: must be between 0"),
     (["--budget", "5s", "--space", "SPACE:families = [\"gru\"]"], "searches another space (families, lr"),
 ])
 def test_bad_input_is_one_line_and_the_study_is_kept(tuned, optuna, small_names, tmp_path, capsys, flags, message):
