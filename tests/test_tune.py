@@ -110,13 +110,30 @@ def test_best_is_the_best_trial_and_loads_and_samples(tuned):
     assert len(samples) == 5 and all(isinstance(s, str) for s in samples)
 
 
+def test_figures_leave_matplotlib_as_it_was(tuned, tmp_path):
+    import matplotlib
+
+    from makemore import tune
+
+    with matplotlib.rc_context():
+        matplotlib.rcdefaults()
+        before = dict(matplotlib.rcParams)
+        paths = tune.figures(tuned[1].study, tmp_path)
+        assert dict(matplotlib.rcParams) == before
+    assert [p.name for p in paths][:2] == ["tune_val_vs_time.png", "tune_history.png"]
+
+
 def _tune_cli(argv: list[str]) -> int:
     """`makemore tune ...` as the CLI runs it (its one-line errors and exit codes)."""
     from makemore import cli, tune_cli
 
     parser = cli._Parser(prog="makemore")
     tune_cli.register(parser.add_subparsers(dest="command", required=True))
-    return cli._run(parser.parse_args(argv))
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # a bad flag: argparse's one line
+        return e.code
+    return cli._run(args)
 
 
 @pytest.mark.parametrize("flags, message", [
@@ -129,6 +146,8 @@ def _tune_cli(argv: list[str]) -> int:
     (["--budget", "5s", "--space", "SPACE:families = []"], "non-empty list"),
     (["--budget", "5s", "--space", "SPACE:lr = ["], "not valid TOML"),
     (["--budget", "5s", "--data", "OTHER"], "was made for other data"),
+    (["--budget", "5s", "--workers", "0"], "--workers: must be between 1 and 256"),
+    (["--budget", "5s", "--seed=-1"], "--seed: must be between 0"),
     (["--budget", "5s", "--space", "SPACE:families = [\"gru\"]"], "searches another space (families, lr"),
 ])
 def test_bad_input_is_one_line_and_the_study_is_kept(tuned, optuna, small_names, tmp_path, capsys, flags, message):

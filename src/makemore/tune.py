@@ -552,9 +552,10 @@ def figures(study: Any, out: Path) -> list[Path]:
     for name, draw in drawings:
         if not completed:
             break
-        ax = draw()
-        try:
-            paths.append(save(ax.figure, out / name))
-        finally:
-            plt.close(ax.figure)  # optuna draws with pyplot: let go of its figure
+        with matplotlib.rc_context():  # optuna sets pyplot's style for the whole process: put it back after
+            ax = draw()
+            try:
+                paths.append(save(ax.figure, out / name))
+            finally:
+                plt.close(ax.figure)  # optuna draws with pyplot: let go of its figure
     return paths

@@ -28,9 +28,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--out", required=True, help="the study's folder: trials/, best, study.db, figures")
     p.add_argument("--storage", help="an Optuna storage URL (default: sqlite in OUT), e.g. "
                    "postgresql://user:pass@host/db to share one study between machines")
-    p.add_argument("--workers", type=_workers, default=1, help="processes on this machine (default 1)")
+    p.add_argument("--workers", type=_whole(1, 256), default=1, help="processes on this machine (default 1)")
     p.add_argument("--space", metavar="FILE.toml", help="search-space overrides (see below)")
-    p.add_argument("--seed", type=int, default=0, help="the sampler's seed (default 0)")
+    p.add_argument("--seed", type=_whole(0, 2**31), default=0, help="the sampler's seed (default 0)")
     p.set_defaults(func=cmd_tune)
 
 
@@ -40,14 +40,17 @@ def _space_keys() -> list[str]:
     return list(SPACE)
 
 
-def _workers(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if not 1 <= n <= 256:
-        raise argparse.ArgumentTypeError(f"must be between 1 and 256, not {n}")
-    return n
+def _whole(low: int, high: int):
+    """An argparse type: a whole number from low to high."""
+    def parse(text: str) -> int:
+        try:
+            n = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if not low <= n <= high:
+            raise argparse.ArgumentTypeError(f"must be between {low} and {high}, not {n}")
+        return n
+    return parse
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
