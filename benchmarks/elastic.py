@@ -71,7 +71,7 @@ def elastic(out: Path, args: list[str], kill_at: int, rank: int) -> dict:
     log = "".join(err)
     if p.returncode != 0 or seen["killed"] is None:
         sys.exit(f"the elastic run failed (exit {p.returncode}, killed {seen['killed']}):\n{log[-3000:]}")
-    resumed = int(re.search(r"resuming from step (\d+)", log).group(1))
+    resumed = int(re.search(r"resuming from step ([\d,]+)", log).group(1).replace(",", ""))
     return {"killed": seen["killed"], "resumed": resumed, "val": final_val(stdout),
             "seconds": time.perf_counter() - began, "restarted": "restart 1 of at most 1" in log}
 

@@ -60,7 +60,7 @@ def test_a_killed_rank_0_is_restarted_and_the_run_continues_from_its_checkpoint(
     assert code == 0, log
     assert "failed (exitcode: -9)" in log and "restart 1 of at most 1" in log
     assert at is not None and 20 <= at < steps and at % 20 == 0
-    resumed = int(log.split("resuming from step ")[1].split()[0])
+    resumed = int(log.split("resuming from step ")[1].split()[0].replace(",", ""))
     assert at <= resumed < steps  # the last checkpoint, no earlier one: at most one --eval-interval is redone
     # The same steps as a run never stopped (every step once in metrics.csv), and the checkpoint loads.
     makemore("train", *FLAGS, "--steps", str(steps), "--out", str(tmp_path / "straight"))
