@@ -97,7 +97,7 @@ def start(group: Group, device: torch.device) -> torch.device:
 
 def _attempt_store() -> torch.distributed.Store | None:
     """The store the group meets in, for a restarted single-node group: torchrun's own, under a prefix of its own
-    per attempt. Its workers share the launcher's store across restarts (unprefixed in torch 2.5-2.13), so a rank
+    per attempt. Its workers share the launcher's store across restarts (unprefixed, as of torch 2.13), so a rank
     of attempt 1 could read the address of attempt 0's dead rank 0 there and fail to connect ("Connection
     refused"), using up a restart. With several nodes the restart count is each launcher's own and may differ
     between them: there set TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 for every torchrun (a fresh store per attempt)."""
