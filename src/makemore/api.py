@@ -68,6 +68,7 @@ def _train(data: str | None, model: str | None, preset: str | None, out: Path, m
     started = time.perf_counter()
     if resume == "auto":
         resume = checkpoint.exists(out)
+        force = force or distributed.restarts() > 0  # a restarted group before its first checkpoint: start again
     if resume:
         name, model_config, train_settings, corpus = _saved_run(out, data, model, preset, mode)
     else:

@@ -8,18 +8,28 @@ stream and trains on its own slice of it, so N ranks follow the single-process t
 of floating-point sums), and the batch generator's state in a checkpoint is every rank's state. Rank 0 alone
 evaluates, logs, draws progress and writes checkpoints; the weights it saves are the plain model's, so they
 load in a single process.
+
+Elastic runs: `torchrun --max-restarts=K ... train --resume auto`. When a rank dies, torchrun stops the others
+(their next collective fails at once: the dead peer's sockets are closed) and starts the whole group again, a
+fresh rendezvous with TORCHELASTIC_RESTART_COUNT one higher; --resume auto continues from the last checkpoint, so
+at most one --eval-interval of steps is done again, and the same steps as an uninterrupted run follow (the saved
+generators). Nothing carries over between attempts but the run folder: the processes are new, the run lock is
+rank 0's alone (the kernel drops a killed holder's), and a checkpoint is whole or absent (checkpoint.save).
 """
 
 from __future__ import annotations
 
 import atexit
 import gc
+import logging
 import os
 from dataclasses import dataclass
 
 import torch
 
 from makemore.errors import MakemoreError
+
+logger = logging.getLogger("makemore")
 
 
 @dataclass(frozen=True)
@@ -58,6 +68,11 @@ def from_environment() -> Group:
     return Group(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
 
 
+def restarts() -> int:
+    """How many times torchrun has restarted this group after a failure (0 on its first attempt, or without it)."""
+    return int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"))
+
+
 def start(group: Group, device: torch.device) -> torch.device:
     """Join the process group (gloo on CPU, nccl on CUDA) and return this rank's device."""
     if not group.active:
@@ -68,12 +83,31 @@ def start(group: Group, device: torch.device) -> torch.device:
         device = torch.device("cuda", group.local_rank)
         torch.cuda.set_device(device)
     if not dist.is_initialized():  # (a group the caller made is used as it is, and left to the caller)
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", store=_attempt_store(),
+                                rank=group.rank, world_size=group.world)
         global _joined, _owned
         if not _joined:  # (once per process)
             atexit.register(gc.collect)  # what an error kept alive past stop() below goes before the teardown
         _joined = _owned = True
+    if group.main and restarts():
+        limit = os.environ.get("TORCHELASTIC_MAX_RESTARTS", "?")
+        logger.info(f"torchrun restarted the group after a failure (restart {restarts()} of at most {limit})")
     return device
+
+
+def _attempt_store() -> torch.distributed.Store | None:
+    """The store the group meets in, for a restarted single-node group: torchrun's own, under a prefix of its own
+    per attempt. Its workers share the launcher's store across restarts (unprefixed, as of torch 2.13), so a rank
+    of attempt 1 could read the address of attempt 0's dead rank 0 there and fail to connect ("Connection
+    refused"), using up a restart. With several nodes the restart count is each launcher's own and may differ
+    between them: there set TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 for every torchrun (a fresh store per attempt)."""
+    if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True" or os.environ.get("GROUP_WORLD_SIZE") != "1":
+        return None  # (None: torch's env:// rendezvous)
+    from torch.distributed.constants import default_pg_timeout
+
+    store = torch.distributed.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]),
+                                       is_master=False, timeout=default_pg_timeout)
+    return torch.distributed.PrefixStore(f"makemore/attempt-{restarts()}", store)
 
 
 _joined = False  # this process has been a rank of a group it made
