@@ -17,7 +17,7 @@ from makemore.checkpoint import load_model
 from makemore.data import load_corpus
 from makemore.errors import MakemoreError
 from makemore.tokenizers import BPE, StreamDecoder, Vocab
-from makemore.training.evaluate import Loss
+from makemore.training.loss import Loss
 from makemore.training.metrics import MetricsLog
 
 TEXT = ("First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n\n"
