@@ -145,3 +145,50 @@ def test_a_restarted_group_meets_afresh_not_at_the_dead_ranks_address(tmp_path, 
     assert r.returncode == 0, r.stderr
     assert sorted(line for line in r.stdout.splitlines() if line.startswith("rank ")) == [
         "rank 0 attempt 1: step 6", "rank 1 attempt 1: step 6"]
+
+
+def test_two_launchers_come_back_when_one_loses_its_rank(tmp_path):
+    # Several nodes: each launcher counts its own restarts, so the group meets in a fresh store per attempt
+    # (TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1, as the README says to set), not under a prefix of the count.
+    out, steps = tmp_path / "elastic", 200
+    rdzv = ["--max-restarts=1", "--nnodes=2", "--nproc_per_node=1", "--rdzv_backend=c10d",
+            f"--rdzv_endpoint=127.0.0.1:{_free_port()}", f"--rdzv_id={os.getpid()}"]
+    args = ["-m", "makemore", "train", *FLAGS, "--steps", str(steps), "--out", str(out), "--resume", "auto"]
+    env = {**_env(), "TORCH_DISABLE_SHARE_RDZV_TCP_STORE": "1"}
+    logs = [tmp_path / f"node{r}.log" for r in (0, 1)]
+    nodes = []
+    for r, log in enumerate(logs):
+        with open(log, "w") as err:
+            nodes.append(subprocess.Popen([*TORCHRUN, *rdzv, f"--node_rank={r}", *args], stdout=subprocess.DEVNULL,
+                                          stderr=err, env=env, start_new_session=True))
+    try:
+        deadline = time.monotonic() + 240
+        while not (out / "checkpoint.json").exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert all(p.poll() is None for p in nodes), "the run ended before the kill"
+        os.kill(next(iter(_ranks(nodes[1].pid).values())), signal.SIGKILL)  # the second launcher's one rank
+        codes = [p.wait(timeout=max(1.0, deadline - time.monotonic())) for p in nodes]
+    finally:
+        for p in nodes:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(p.pid, signal.SIGKILL)
+    log = "".join(f.read_text() for f in logs)
+    assert codes == [0, 0], log
+    assert "failed (exitcode: -9)" in log and "resuming from step " in log
+    assert load_model(out, "last").ckpt.step == steps and len(losses(out)) == steps
+
+
+@pytest.mark.parametrize(("restarts", "nodes", "shared", "cannot"), [
+    ("3", "2", "True", True),  # the case the warning is for
+    ("3", "1", "True", False),  # one launcher: its group meets under a prefix of the attempt
+    ("3", "2", "False", False),  # TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1: a fresh store per attempt
+    ("0", "2", "True", False),  # no restarts asked for
+])
+def test_a_multi_node_group_that_could_not_meet_after_a_restart_is_warned_of(monkeypatch, restarts, nodes, shared,
+                                                                             cannot):
+    from makemore.training import distributed
+
+    monkeypatch.setenv("TORCHELASTIC_MAX_RESTARTS", restarts)
+    monkeypatch.setenv("GROUP_WORLD_SIZE", nodes)
+    monkeypatch.setenv("TORCHELASTIC_USE_AGENT_STORE", shared)
+    assert distributed._restarts_cannot_meet() is cannot

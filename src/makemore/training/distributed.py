@@ -92,7 +92,18 @@ def start(group: Group, device: torch.device) -> torch.device:
     if group.main and restarts():
         limit = os.environ.get("TORCHELASTIC_MAX_RESTARTS", "?")
         logger.info(f"torchrun restarted the group after a failure (restart {restarts()} of at most {limit})")
+    if group.main and _restarts_cannot_meet():
+        logger.warning("a group torchrun restarts (--max-restarts) would fail to meet again: set "
+                       "TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 for every torchrun of a run on several nodes")
     return device
+
+
+def _restarts_cannot_meet() -> bool:
+    """Whether torchrun may restart this group while several launchers share their store across attempts (see
+    _attempt_store): a rank of the restarted group would find a dead rank's address there."""
+    env = os.environ
+    return (env.get("TORCHELASTIC_MAX_RESTARTS", "0") != "0" and env.get("GROUP_WORLD_SIZE", "1") != "1"
+            and env.get("TORCHELASTIC_USE_AGENT_STORE") == "True")
 
 
 def _attempt_store() -> torch.distributed.Store | None:
