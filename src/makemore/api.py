@@ -124,7 +124,7 @@ def _saved_run(out: Path, data: str | None, model: str | None, preset: str | Non
     """What a resumed run continues: the model, its settings, its training settings and its data, split as it was.
     The schedule stays the one the run was planned with (more steps go on at its final rate)."""
     from makemore import tokenizers, training
-    from makemore.data import load_corpus, training_corpus
+    from makemore.data import load_corpus, split_seed, training_corpus
 
     saved = training.saved_run(out)
     if preset is not None or (model is not None and model != saved.model):
@@ -136,7 +136,7 @@ def _saved_run(out: Path, data: str | None, model: str | None, preset: str | Non
     if data is None:
         corpus = training_corpus(saved.data, vocab)
     else:  # the same file, maybe named from elsewhere: its checksum must be the run's
-        corpus = load_corpus(data, saved.data["mode"], seed=saved.data.get("split_seed", 42), vocab=vocab)
+        corpus = load_corpus(data, saved.data["mode"], seed=split_seed(saved.data), vocab=vocab)
         if corpus.fingerprint != saved.data.get("sha256"):
             raise MakemoreError(f"cannot resume: {out} was trained on different data ({saved.data['source']})")
     settings = dict(saved.train)

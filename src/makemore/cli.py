@@ -26,6 +26,9 @@ def _setting(text: str) -> tuple[str, Any]:
     return key, value
 
 
+TEXTS_APART = "\n---\n"  # between sampled texts, which hold newlines of their own (items: one per line)
+
+
 def _train_settings(args: argparse.Namespace) -> dict[str, Any]:
     """The training settings given on the command line (the flags generated from TrainConfig's fields)."""
     from makemore.training.config import TrainConfig
@@ -58,7 +61,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.samples:
         samples = run.sample(args.samples, seed=run.settings()["seed"])
         # items one per line; texts (which hold newlines themselves) apart, as `makemore sample -n` shows them
-        print(*samples, sep="\n" if run.trained().vocab.boundary else "\n---\n")
+        print(*samples, sep="\n" if run.trained().vocab.boundary else TEXTS_APART)
     return 0
 
 
@@ -90,7 +93,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
         return 0
     # several texts are drawn together in one batch (n for about the price of one), printed apart
-    print(*run.sample(args.n, unique=args.unique, **options), sep="\n---\n" if text else "\n")
+    print(*run.sample(args.n, unique=args.unique, **options), sep=TEXTS_APART if text else "\n")
     return 0
 
 

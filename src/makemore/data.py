@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 Mode = Literal["lines", "text"]
 BUNDLED = {"names": "datasets/names.txt"}
+SPLIT_SEED = 42  # the lectures' shuffle, random.Random(42), before the 80/10/10 split of lines
 SPLITS = ("train", "val", "test")
 
 
@@ -148,7 +149,7 @@ class Corpus:
     vocab: Tokenizer
     fingerprint: str
     source: str
-    seed: int = 42  # the shuffle's seed (lines mode): with the file's checksum, it fixes the split
+    seed: int = SPLIT_SEED  # the shuffle's seed (lines mode): with the file's checksum, it fixes the split
     stream: torch.Tensor | None = field(default=None, repr=False)  # text mode: the whole text's token ids
 
     def describe(self) -> dict:
@@ -177,7 +178,7 @@ MAX_ITEM = 100_000  # characters; lines mode is for short items, and a longer li
 BPE_SAMPLE = 32 << 20  # characters: a BPE learns its merges from at most the first 32 M of the training text
 
 
-def load_corpus(data: str, mode: str = "auto", seed: int = 42, vocab: Tokenizer | None = None,
+def load_corpus(data: str, mode: str = "auto", seed: int = SPLIT_SEED, vocab: Tokenizer | None = None,
                 tokenizer: str = "char", vocab_size: int | None = None) -> Corpus:
     """Read a file and split it: lines mode shuffles items with random.Random(seed) then 80/10/10 (the
     lectures' split when seed=42); text mode takes the first 90% of the tokens for train and the last 10% for
@@ -258,12 +259,17 @@ def _encode_file_bpe(data: str, vocab: BPE) -> tuple[torch.Tensor, str]:
     return torch.from_numpy(ids.astype(np.int32)), digest.hexdigest()
 
 
-def training_corpus(data: dict, vocab: Tokenizer) -> Corpus:
-    """The file a checkpoint was trained on (its `data` record), split as it was; refused if it changed since."""
-    seed = data.get("split_seed", 42)
+def split_seed(data: dict) -> int:
+    """The shuffle's seed a checkpoint's `data` record holds (SPLIT_SEED in checkpoints older than the record)."""
+    seed = data.get("split_seed", SPLIT_SEED)
     if not is_whole(seed):
         raise MakemoreError(f"corrupt checkpoint: the split seed {seed!r} is not a whole number")
-    corpus = load_corpus(data["source"], data["mode"], seed=seed, vocab=vocab)
+    return seed
+
+
+def training_corpus(data: dict, vocab: Tokenizer) -> Corpus:
+    """The file a checkpoint was trained on (its `data` record), split as it was; refused if it changed since."""
+    corpus = load_corpus(data["source"], data["mode"], seed=split_seed(data), vocab=vocab)
     if corpus.fingerprint != data.get("sha256"):
         raise MakemoreError(f"{data['source']} changed since the model was trained on it, so its splits are not the "
                             "training splits any more (`makemore eval --data FILE` evaluates on it anyway)")
