@@ -34,15 +34,15 @@ RUN_FILES = ("checkpoint.json", "metrics.csv", "loss.png")  # what marks a folde
 
 def train(data: str | None = None, model: str | None = None, preset: str | None = None,
           out: str | Path | None = None, *, mode: str = "auto", config: dict[str, Any] | None = None,
-          tokenizer: str = "char", vocab_size: int | None = None, resume: bool | str = False, force: bool = False,
+          tokenizer: str | None = None, vocab_size: int | None = None, resume: bool | str = False, force: bool = False,
           diagnose: bool = False, progress: bool = True, callbacks: Sequence[Callable[[StepInfo], None]] = (),
           **settings: Any) -> Run:
     """Train a model into the run folder `out` and return the Run.
 
     data: a UTF-8 file, "names" (bundled, the default), or a store folder made by `prepare`. model / preset: see
-    `makemore models`. config: model settings (e.g. {"n_hidden": 300}). tokenizer: "char" (default) or "bpe" with
-    `vocab_size` tokens learned from the training split. settings: training settings, the fields of TrainConfig
-    (steps, lr, ...).
+    `makemore models`. config: model settings (e.g. {"n_hidden": 300}). tokenizer: "char" or "bpe" with
+    `vocab_size` tokens learned from the training split (default: the preset's, else "char"). settings: training
+    settings, the fields of TrainConfig (steps, lr, ...).
     resume: True continues the run in `out` (its model, data and split as they were; settings given here change
     the rest, e.g. more steps); "auto" continues it when there is one and starts one otherwise. force: replace a
     run already in `out`. diagnose: record update ratios and write the diagnostic figures to out/diagnostics.
@@ -85,7 +85,10 @@ def _train(data: str | None, model: str | None, preset: str | None, out: Path, m
     if corpus is None:
         from makemore.data import load_corpus
 
-        corpus = load_corpus(data or "names", mode, tokenizer=tokens[0], vocab_size=tokens[1])
+        named = presets.tokens(preset)
+        tokenizer = tokens[0] or named.get("tokenizer", "char")
+        vocab_size = tokens[1] or (named.get("vocab_size") if tokenizer == named.get("tokenizer") else None)
+        corpus = load_corpus(data or "names", mode, tokenizer=tokenizer, vocab_size=vocab_size)
     recorder = None
     if diagnose:
         from makemore import diagnostics

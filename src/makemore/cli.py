@@ -142,15 +142,16 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
 def cmd_prepare(args: argparse.Namespace) -> int:
     import makemore as mm
 
-    path = mm.prepare(args.data, args.out, tokenizer=args.tokenizer, vocab_size=args.vocab_size,
+    path = mm.prepare(args.data, args.out, tokenizer=args.tokenizer or "char", vocab_size=args.vocab_size,
                       progress=not args.quiet)
     print(path)
     return 0
 
 
 def _tokenizer_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--tokenizer", default="char", choices=["char", "bpe"],
-                   help="char: every character a token (default); bpe: byte-level byte-pair encoding")
+    p.add_argument("--tokenizer", choices=["char", "bpe"],
+                   help="char: every character a token (the default, unless a preset names another); bpe: "
+                   "byte-level byte-pair encoding")
     p.add_argument("--vocab-size", type=flags.number_in(int, 1, 1 << 31), help="bpe: the number of tokens")
 
 
