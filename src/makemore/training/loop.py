@@ -18,7 +18,7 @@ import torch
 
 from makemore import checkpoint, models
 from makemore import nn as mnn
-from makemore.batches import examples_for
+from makemore.batches import chars_per_target, examples_for
 from makemore.data import Corpus
 from makemore.errors import MakemoreError
 from makemore.limits import MAX_INT
@@ -297,6 +297,13 @@ class Loop:
         self.ckpt.best = saved.best
         self.step = saved.step
 
+    def chars_per_token(self) -> float:
+        """What turns a batch's loss per token into bits per character: 1 for characters; for byte-pair tokens
+        the training split's mean (one pass over its targets, a chunk at a time)."""
+        if self.ckpt.vocab.get("tokenizer", "char") == "char":
+            return 1.0
+        return chars_per_target(self.train_ex)
+
     def describe_resume(self) -> str:
         end = self.cfg.schedule_end
         plan = "" if end == self.cfg.steps or self.cfg.schedule != "cosine" else (
@@ -366,7 +373,7 @@ class Loop:
         cfg, out = self.cfg, self.out
         with _StopOnSignal() as stop:
             main = self.group.main
-            log = MetricsLog(out / METRICS, self.step) if main else None
+            log = MetricsLog(out / METRICS, self.step, self.chars_per_token()) if main else None
             bar = progress_bar(progress and main, self.step, cfg.steps)
             self.model.train()
             in_step = False  # between the first and the last line of a step, a checkpoint would hold half an update
