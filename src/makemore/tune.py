@@ -427,7 +427,7 @@ def _open_study(out: Path, storage: str | None, corpus: Any, seed: int,
 
 @contextmanager
 def _quiet_optuna() -> Iterator[None]:
-    """Optuna's own log lines and experimental-feature warnings off while we work (restored after)."""
+    """Optuna's own log lines and warnings off while we work (restored after)."""
     import optuna
 
     before = optuna.logging.get_verbosity()
@@ -435,6 +435,8 @@ def _quiet_optuna() -> Iterator[None]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            # (a few trials are all a short study has: the importances figure says as much by its bars)
+            warnings.filterwarnings("ignore", message="Some regimes for parameter")
             yield
     finally:
         optuna.logging.set_verbosity(before)
