@@ -236,6 +236,14 @@ def test_running_again_continues_a_finished_study(optuna, small_names, tmp_path)
     assert first and [t.number for t in again][: len(first)] == first and len(again) > len(first)
 
 
+def test_the_floor_is_trained_once(optuna, small_names, tmp_path):
+    from makemore import tune
+
+    trials = tune.run(small_names, 3, tmp_path / "s", space={"families": ["bigram"]}).study.trials
+    states = [t.state.name for t in trials]
+    assert states[0] == "COMPLETE" and len(states) > 1 and set(states[1:]) == {"PRUNED"}, states
+
+
 def test_parse_budget():
     from makemore.tune import parse_budget
 

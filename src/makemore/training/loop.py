@@ -53,7 +53,8 @@ class Interrupted(Exception):
 
 class StopTraining(Exception):
     """Raised by a callback to end a run early on purpose (a tuning trial pruned, or out of time): the loop
-    then ends as at its last step, evaluated and saved, and train() returns normally."""
+    then ends as at its last step, evaluated and saved, and train() returns normally. Under DDP every rank must
+    raise it after the same step (the others would wait for it in the next one)."""
 
 
 class _StopOnSignal:
