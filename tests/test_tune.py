@@ -115,11 +115,14 @@ def test_figures_leave_matplotlib_as_it_was(tuned, tmp_path):
 
     from makemore import tune
 
+    backend = matplotlib.get_backend()
     with matplotlib.rc_context():
         matplotlib.rcdefaults()
+        matplotlib.use("svg")  # a caller's own backend (a notebook's) is given back too
         before = dict(matplotlib.rcParams)
         paths = tune.figures(tuned[1].study, tmp_path)
-        assert dict(matplotlib.rcParams) == before
+        assert dict(matplotlib.rcParams) == before and matplotlib.get_backend() == "svg"
+    matplotlib.use(backend)
     assert [p.name for p in paths][:2] == ["tune_val_vs_time.png", "tune_history.png"]
 
 

@@ -528,10 +528,20 @@ def table(study: Any) -> list[dict[str, Any]]:
 
 def figures(study: Any, out: Path) -> list[Path]:
     """DIR/tune_val_vs_time.png, DIR/tune_history.png and DIR/tune_importances.png (when enough trials
-    finished)."""
+    finished). Optuna draws with pyplot, so its backend is Agg while they are drawn, and the caller's afterwards
+    (a notebook keeps its own)."""
     import matplotlib
 
+    backend = matplotlib.get_backend()
     matplotlib.use("Agg")
+    try:
+        return _figures(study, out)
+    finally:
+        matplotlib.use(backend)
+
+
+def _figures(study: Any, out: Path) -> list[Path]:
+    import matplotlib
     import matplotlib.pyplot as plt
     import optuna
     from matplotlib.figure import Figure
