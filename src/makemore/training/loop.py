@@ -408,7 +408,8 @@ class Loop:
                     if bar is not None and self.step % 10 == 0:
                         bar.update(self.step - bar.n)
                         if self.step % 100 == 0:
-                            bar.set_postfix(loss=f"{loss:.4f}", val="-" if self.val is None else f"{self.val:.4f}")
+                            bar.set_postfix(loss=f"{loss:.4f}", val="-" if self.val is None else f"{self.val:.4f}",
+                                            val_bpc=f"{getattr(self.val, 'bpc', math.nan):.3f}")
                     evaluated = self.step % cfg.eval_interval == 0 or self.step == cfg.steps
                     if evaluated:
                         self.evaluate_and_save(log)
