@@ -69,6 +69,18 @@ def shared_file(name: str, what: str) -> str:
     return str(path)
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """torch on one thread for a module of tiny models (handing tiny operations between threads costs more than
+    it saves), and the thread count it had afterwards."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def names_path() -> str:
     return shared_file("names.txt", "the lectures' names.txt")

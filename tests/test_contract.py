@@ -60,13 +60,7 @@ def build(name: str, vocab_size: int = 11) -> LanguageModel:
     return models.build(name, models.make_config(name, vocab_size=vocab_size, **small(name))).eval()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Models this small run best on one thread: two hand every tiny operation across (twice the CPU time)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: two threads double the CPU time
 
 
 @pytest.fixture(scope="module")

@@ -46,15 +46,7 @@ def count(what: str) -> None:
     TRIED[what] = TRIED.get(what, 0) + 1
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Thousands of tiny tensor ops: on a shared 2-core box, handing them between two threads costs 10x."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # thousands of tiny ops: two threads cost 10x
 
 
 @pytest.fixture(scope="module")
