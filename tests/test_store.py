@@ -143,3 +143,40 @@ def test_kill_9_during_prepare_never_leaves_a_store_looking_complete(tmp_path):
     cut = int(0.9 * len(whole))
     assert len(corpus.items("train")) == cut and len(corpus.items("val")) == len(whole) - cut
     assert corpus.vocab.decode(corpus.items("val")[torch.arange(50)].tolist()) == whole[cut:cut + 50]
+
+
+def test_a_large_text_trains_from_a_store_prepared_once_in_the_run_folder(text, tmp_path, monkeypatch):
+    import makemore as mm
+
+    monkeypatch.setattr(store, "AUTO_BYTES", 1000)  # (VERSE is ~30 KB)
+    kw = {"model": "gpt", "config": GPT, "steps": 20, "batch_size": 8, "eval_interval": 10, "progress": False}
+    run = mm.train(text, out=tmp_path / "a", **kw)
+    folder = tmp_path / "a" / "store"
+    made = json.loads((folder / store.META).read_text())
+    assert made["data"]["source"] == str(tmp_path / "verse.txt") and made["tokenizer"]["chars"] == "".join(
+        sorted(set(VERSE)))
+    assert run.trained("last").ckpt.data["source"] == str(folder.resolve())
+    # The same losses as a run from memory over the same tokens (below the size that makes a store).
+    monkeypatch.setattr(store, "AUTO_BYTES", 1 << 40)
+    memory = mm.train(text, out=tmp_path / "b", **kw)
+    assert train.read_metrics(tmp_path / "a" / train.METRICS) == train.read_metrics(tmp_path / "b" / train.METRICS)
+    assert memory.evaluate() == run.evaluate()
+    monkeypatch.setattr(store, "AUTO_BYTES", 1000)
+    # A second run into the folder reuses the store (same token files), resuming reads it, and the file
+    # changed (or another tokenizer) prepares it again.
+    mm.train(text, out=tmp_path / "a", force=True, **kw)
+    assert json.loads((folder / store.META).read_text()) == made
+    assert mm.load(tmp_path / "a").resume(steps=30).evaluate()["val"] > 0
+    mm.train(text, out=tmp_path / "a", force=True, tokenizer="bpe", vocab_size=300, **kw)
+    assert json.loads((folder / store.META).read_text())["tokenizer"]["size"] == 300
+    with open(text, "a") as f:
+        f.write("More!\n")
+    mm.train(text, out=tmp_path / "a", force=True, **kw)
+    assert "!" in json.loads((folder / store.META).read_text())["tokenizer"]["chars"]
+    assert len(list(folder.glob("*.bin"))) == 2  # the replaced store's token files are gone
+    with pytest.raises(MakemoreError, match="--vocab-size must be"):
+        mm.train(text, out=tmp_path / "c", tokenizer="bpe", vocab_size=10, **kw)
+    names = tmp_path / "names.txt"  # a list of items is read into memory whatever its size
+    names.write_text("\n".join(f"name{i}" for i in range(2000)) + "\n")
+    mm.train(str(names), out=tmp_path / "d", **{**kw, "model": "mlp", "config": {}})
+    assert not (tmp_path / "d" / "store").exists()

@@ -83,12 +83,10 @@ def _train(data: str | None, model: str | None, preset: str | None, out: Path, m
     models.make_config(name, **model_config)  # unknown model or setting: said before any data is read
     limits.check_model(name, model_config)  # and settings too large for this machine
     if corpus is None:
-        from makemore.data import load_corpus
-
         named = presets.tokens(preset)
         tokenizer = tokens[0] or named.get("tokenizer", "char")
         vocab_size = tokens[1] or (named.get("vocab_size") if tokenizer == named.get("tokenizer") else None)
-        corpus = load_corpus(data or "names", mode, tokenizer=tokenizer, vocab_size=vocab_size)
+        corpus = _new_corpus(data or "names", mode, tokenizer, vocab_size, out, progress)
     recorder = None
     if diagnose:
         from makemore import diagnostics
@@ -121,6 +119,17 @@ def _train(data: str | None, model: str | None, preset: str | None, out: Path, m
         diagnostics.write_all(result.model, examples, recorder, out / "diagnostics", seed=cfg.seed)
         logger.info(f"diagnostics written to {out}/diagnostics")
     return Run(out, result)
+
+
+def _new_corpus(data: str, mode: str, tokenizer: str, vocab_size: int | None, out: Path, progress: bool):
+    """The data of a new run: read into memory, or, for a large text file, tokenized once into a store in the run
+    folder (out/store) that training reads through np.memmap, so that memory does not grow with the file."""
+    from makemore import store
+    from makemore.data import load_corpus
+
+    if store.wants_store(data, mode):
+        return store.train_store(data, out / "store", tokenizer=tokenizer, vocab_size=vocab_size, progress=progress)
+    return load_corpus(data, mode, tokenizer=tokenizer, vocab_size=vocab_size)
 
 
 def _saved_run(out: Path, data: str | None, model: str | None, preset: str | None, mode: str):

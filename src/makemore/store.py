@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import secrets
@@ -30,10 +31,14 @@ from makemore.tokenizers import BPE, Tokenizer, Vocab
 if TYPE_CHECKING:
     import torch
 
+logger = logging.getLogger("makemore")
 FORMAT = "makemore-store/1"
 META = "store.json"
 SPLITS = ("train", "val")
 EDGE = 1 << 20  # bytes at each end of a token file that its fingerprint covers (a full checksum reads it all)
+# A text file at least this large trains from a store prepared once in the run folder (train_store), not from
+# memory: beyond it the in-memory ids and their one-off copies (a BPE's int64s) cost more than a pass to disk.
+AUTO_BYTES = 256 << 20
 
 
 def is_store(path: str | Path) -> bool:
@@ -107,7 +112,8 @@ def prepare(data: str, out: str | Path, *, tokenizer: str = "char", vocab_size: 
         _split(tmp, out / names["train"], out / names["val"], counts["train"] * np.dtype(dtype).itemsize)
         meta = {"format": FORMAT, "tokenizer": vocab.to_json(), "tokenizer_sha256": tokenizers.digest(vocab),
                 "dtype": np.dtype(dtype).name, "data": {"source": str(path.resolve()), "sha256": meter.hexdigest(),
-                                                         "bytes": size, "mode": "text"},
+                                                         "bytes": size, "mtime_ns": path.stat().st_mtime_ns,
+                                                         "mode": "text"},
                 "splits": {s: {"name": names[s], "tokens": counts[s], "edges": _edges(out / names[s])}
                            for s in SPLITS}}
         old = _named_files(out)
@@ -123,6 +129,52 @@ def prepare(data: str, out: str | Path, *, tokenizer: str = "char", vocab_size: 
             bar.close()
     _remove(*(out / name for name in old - set(names.values())))
     return out / META
+
+
+def wants_store(data: str, mode: str) -> bool:
+    """Whether training on `data` goes through a store: a text file (not a list of items) of AUTO_BYTES or more."""
+    from makemore.data import BUNDLED, detect_mode
+
+    path = Path(data)
+    if data in BUNDLED or not path.is_file() or path.stat().st_size < AUTO_BYTES:
+        return False
+    if mode == "auto":
+        mode = detect_mode(next(_pieces(data), ""))
+    return mode == "text"
+
+
+def train_store(data: str, folder: str | Path, *, tokenizer: str = "char", vocab_size: int | None = None,
+                progress: bool = True) -> Corpus:
+    """The store of `data` in `folder`, prepared on the first call and reused while the file (its path, size and
+    modification time) and the tokenizer asked for are the same. Ranks of one DDP run take turns on a lock: the
+    first prepares, the others find the store made."""
+    from filelock import FileLock
+
+    if tokenizer == "bpe":
+        tokenizers.check_vocab_size(vocab_size, False)  # (said before anything is written)
+    elif tokenizer != "char":
+        raise MakemoreError(f"unknown tokenizer {tokenizer!r} (use char or bpe)")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with FileLock(folder / ".prepare.lock"):
+        if not _current(folder, _path(data), tokenizer, vocab_size):
+            logger.info(f"{data} is {_path(data).stat().st_size / 2**20:,.0f} MB: tokenizing it once into {folder} "
+                        "(as `makemore prepare`); training reads it from there")
+            prepare(data, folder, tokenizer=tokenizer, vocab_size=vocab_size, progress=progress)
+        return load(folder)
+
+
+def _current(folder: Path, path: Path, tokenizer: str, vocab_size: int | None) -> bool:
+    try:
+        meta = json.loads((folder / META).read_text())
+        made, tok = meta["data"], meta["tokenizer"]
+        stat = path.stat()
+        same_file = (made["source"], made["bytes"], made.get("mtime_ns")) == (str(path.resolve()), stat.st_size,
+                                                                             stat.st_mtime_ns)
+        kind = tok.get("tokenizer", "char")  # (a char vocabulary's JSON names no kind)
+        return same_file and kind == tokenizer and (kind == "char" or tok["size"] == vocab_size)
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
 
 
 def _split(tmp: Path, train: Path, val: Path, cut: int) -> None:
