@@ -37,6 +37,7 @@ def test_a_store_run_and_an_in_memory_run_give_the_same_losses(text, tmp_path):
     store.prepare(text, tmp_path / "store", progress=False)
     on_disk, in_memory = load_corpus(str(tmp_path / "store")), load_corpus(text)
     assert isinstance(on_disk.items("train"), store.Tokens) and on_disk.fingerprint == in_memory.fingerprint
+    assert json.loads((tmp_path / "store" / store.META).read_text())["dtype"] == "uint8"  # 1 byte a character
     assert on_disk.vocab == in_memory.vocab
     cfg = train.TrainConfig(steps=30, batch_size=8, eval_interval=10, seed=5)
     runs = {}

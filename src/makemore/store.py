@@ -2,8 +2,9 @@
 read back through np.memmap, so that training on a corpus of any size takes the memory of its batches only
 (nanoGPT's prepare.py scripts, as one library function).
 
-The file is streamed in chunks; the ids go to disk as they are made (uint16, or uint32 when the vocabulary has
-more than 65,536 tokens) and the split is the in-memory one (the first 90% of the tokens for train), so a run
+The file is streamed in chunks; the ids go to disk as they are made, in the smallest type that holds the
+vocabulary (uint8 for most character sets: half the bytes of nanoGPT's uint16 to write and to read; uint16; uint32
+beyond 65,536 tokens) and the split is the in-memory one (the first 90% of the tokens for train), so a run
 on the store and a run on the file see the same tokens. The token files carry a fresh name each time and
 store.json, written last and atomically, names them: a kill or a full disk at any moment leaves the previous
 store whole (or none), never a store that looks complete and is not.
@@ -89,7 +90,7 @@ def prepare(data: str, out: str | Path, *, tokenizer: str = "char", vocab_size: 
             raise MakemoreError(f"unknown tokenizer {tokenizer!r} (use char or bpe)")
     if vocab.boundary:
         raise MakemoreError("a store holds one continuous text: lines data (names, words) trains from its file")
-    dtype = np.uint16 if vocab.size <= 1 << 16 else np.uint32
+    dtype = next(t for t in (np.uint8, np.uint16, np.uint32) if vocab.size <= np.iinfo(t).max + 1)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -251,7 +252,7 @@ def load(folder: str | Path, vocab: Tokenizer | None = None) -> Corpus:
             raise ValueError(f"not a makemore store ({FORMAT})")
         tok = tokenizers.from_json(meta["tokenizer"])
         dtype = np.dtype(meta["dtype"])
-        if dtype not in (np.uint16, np.uint32):
+        if dtype not in (np.uint8, np.uint16, np.uint32):
             raise ValueError(f"token type {dtype}")
         splits = {s: meta["splits"][s] for s in SPLITS}
         sha, source = meta["data"]["sha256"], meta["data"]["source"]
