@@ -60,6 +60,26 @@ def test_bpe_with_boundary_round_trips_and_never_makes_the_boundary(text):
     assert bpe.decode([0, *ids, 0]) == text
 
 
+# ASCII text as a text file has it: words, digits, contractions, spaces, every control character and symbol.
+ASCII = st.lists(st.sampled_from([*map(chr, range(128)), "'s", "'ll", "'re", " 's", "  ", "\r\n", "ab", "12"]))
+ASCII = ASCII.map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(ASCII, min_size=1, max_size=4), st.booleans())
+def test_encoding_ascii_word_by_word_gives_the_librarys_tokens(texts, boundary):
+    bpe = _bpe(boundary)
+    got = bpe.encode_many(texts)
+    for text, ids in zip(texts, got, strict=True):
+        assert ids.tolist() == bpe.encode(text)  # (encode is the library's own, on the whole text)
+    assert [a.tolist() for a in bpe.encode_many(texts)] == [a.tolist() for a in got]  # from the word cache
+
+
+def test_encoding_mixed_texts_keeps_their_order(bpe):
+    texts = ["plain words", "caf\u00e9 cr\u00e8me", "more words", "\u4e2d\u6587"]
+    assert [a.tolist() for a in bpe.encode_many(texts)] == [bpe.encode(t) for t in texts]
+
+
 _CACHE: dict[bool, BPE] = {}
 
 
