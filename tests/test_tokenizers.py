@@ -5,6 +5,7 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -243,3 +244,12 @@ def test_bpc_of_bpe_lines_counts_each_items_end_as_one_character(tiny_names):
         chars = sum(len(item) + 1 for item in corpus.items("val"))
         assert loss.bpc == pytest.approx(loss * ex.n_targets / math.log(2) / chars, rel=1e-9)
         assert chars_per_target(ex) == pytest.approx(chars / ex.n_targets, rel=1e-12)
+
+
+def test_encoding_in_processes_gives_the_same_tokens_in_order(bpe):
+    from makemore.tokenizers import encode_blocks
+
+    pieces = [TEXT * 40, "caf\u00e9 " * 1000, TEXT[::-1] * 40] * 3  # ASCII blocks and others, in many blocks
+    one = np.concatenate(list(encode_blocks(bpe, pieces)))
+    assert len(one) > 3 * len(TEXT)
+    assert np.array_equal(np.concatenate(list(encode_blocks(bpe, pieces, processes=2))), one)

@@ -17,7 +17,9 @@ import functools
 import hashlib
 import itertools
 import json
+import os
 import re
+import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -324,11 +326,16 @@ def blocks(pieces: Iterable[str], size: int = 1 << 20) -> Iterator[str]:
         yield held
 
 
-def encode_blocks(tok: Tokenizer, pieces: Iterable[str], batch: int = 8) -> Iterator[np.ndarray]:
-    """A long text, given in pieces, as arrays of token ids, a few blocks at a time."""
+def encode_blocks(tok: Tokenizer, pieces: Iterable[str], batch: int = 8, processes: int = 1) -> Iterator[np.ndarray]:
+    """A long text, given in pieces, as arrays of token ids, a few blocks at a time; a BPE's blocks in `processes`
+    processes when there are more than one (its word-by-word encoding is Python, which one process runs on one
+    core)."""
     if isinstance(tok, Vocab):
         for piece in pieces:
             yield tok.encode_array(piece)
+        return
+    if processes > 1 and sys.platform == "linux":
+        yield from _encode_in_processes(tok, blocks(pieces), processes)
         return
     todo: list[str] = []
     for block in blocks(pieces):
@@ -338,3 +345,41 @@ def encode_blocks(tok: Tokenizer, pieces: Iterable[str], batch: int = 8) -> Iter
             todo = []
     if todo:
         yield from tok.encode_many(todo)
+
+
+_worker_bpe: BPE | None = None  # a worker process's copy of the tokenizer (and its word cache)
+
+
+def _start_worker(tokenizer_json: str, boundary: bool) -> None:
+    global _worker_bpe
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"  # one thread a process (and no warning about the fork)
+    _worker_bpe = BPE(tokenizer_json, boundary)
+
+
+def _encode_in_worker(block: str) -> np.ndarray:
+    return _worker_bpe.encode_many([block])[0]  # type: ignore[union-attr]
+
+
+def _encode_in_processes(tok: BPE, texts: Iterator[str], processes: int) -> Iterator[np.ndarray]:
+    """The texts encoded by a pool of processes, in order, with at most two texts a process in flight (memory
+    stays bounded whatever the file's size). Forked (Linux): a spawned process would import the caller's main
+    module again, which a script or a notebook does not expect; the workers use neither torch nor the parent's
+    threads."""
+    import collections
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(processes, mp_context=context, initializer=_start_worker,
+                             initargs=(tok.json, tok.boundary)) as pool:
+        pending: collections.deque = collections.deque()
+        try:
+            for text in texts:
+                pending.append(pool.submit(_encode_in_worker, text))
+                if len(pending) >= 2 * processes:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for f in pending:
+                f.cancel()
