@@ -37,6 +37,19 @@ def eval_run(folder: Path) -> dict[str, float]:
             for split in ("val", "test")}
 
 
+def curve(study) -> list[tuple[float, float]]:
+    """(minutes since the study's first trial started, best val so far) at each finished trial that improved it."""
+    done = sorted((t for t in study.trials if t.state.name == "COMPLETE" and t.value is not None),
+                  key=lambda t: t.datetime_complete)
+    start = min(t.datetime_start for t in study.trials if t.datetime_start is not None)
+    points, best = [], float("inf")
+    for t in done:
+        if t.value < best:
+            best = t.value
+            points.append((round((t.datetime_complete - start).total_seconds() / 60, 2), round(best, 4)))
+    return points
+
+
 def run_preset(preset: str, data: Path, budget: float, root: Path) -> dict:
     out = root / preset
     cmd = [sys.executable, "-m", "makemore", "train", "--preset", preset, "--data", str(data), "--out", str(out),
@@ -77,7 +90,7 @@ def main() -> None:
                   "trials": len(summary.study.trials),
                   "pruned": sum(t.state.name == "PRUNED" for t in summary.study.trials),
                   "best_trial": best.number, "best_family": best.params["family"], "best_params": best.params,
-                  **eval_run(summary.best)}
+                  "curve_minutes_val": curve(summary.study), **eval_run(summary.best)}
         print(json.dumps({"tune": result}), flush=True)
         presets = [] if args.presets == ["none"] else args.presets
         rows = [run_preset(p, args.data, budget, root) for p in presets]

@@ -93,16 +93,16 @@ def dropout(x: Tensor, p: float, training: bool) -> Tensor:
     return F.dropout(x, p) if training and p > 0 else x
 
 
-def causal_attention(q: Tensor, k: Tensor, v: Tensor, past: int, dropout: float = 0.0) -> Tensor:
+def causal_attention(q: Tensor, k: Tensor, v: Tensor, past: int, dropout_p: float = 0.0) -> Tensor:
     """Queries (B, nh, T, hs) of positions past .. past+T-1 attending to keys and values (B, nh, past+T, hs)."""
     T = q.shape[2]
     if past == 0:  # every query sees itself and the positions before it
-        return attention(q, k, v, dropout_p=dropout, is_causal=True)
+        return attention(q, k, v, dropout_p=dropout_p, is_causal=True)
     if T == 1:  # one new position sees everything in the cache: no mask at all
-        return attention(q, k, v, dropout_p=dropout)
+        return attention(q, k, v, dropout_p=dropout_p)
     # several new positions after a filled cache: query i sees keys 0 .. past + i
     mask = torch.ones(T, past + T, dtype=torch.bool, device=q.device).tril(past)
-    return attention(q, k, v, attn_mask=mask, dropout_p=dropout)
+    return attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
 
 
 def split_qkv(qkv: Tensor, n_head: int) -> tuple[Tensor, Tensor, Tensor]:
