@@ -159,6 +159,47 @@ _ASCII_WORDS = re.compile(r"'(?:[sdmt]|ll|ve|re)| ?[A-Za-z]+| ?[0-9]+| ?[^\t\n\x
 WORD_CACHE = 1 << 20  # words whose tokens a BPE keeps (cleared when full: a bound on memory, whatever the text)
 
 
+class _WordTokens:
+    """The tokens of each word met so far, end to end in one array (with each word's start and length), so that
+    a text's tokens are gathered by numpy from its words' numbers, not appended one by one in Python. The arrays
+    double when full: adding a few new words costs what they hold, not what the cache holds."""
+
+    def __init__(self) -> None:
+        self.number: dict[str, int] = {}
+        self.tokens, self.start, self.length = (np.empty(1 << 10, np.int64) for _ in range(3))
+        self.n_tokens = 0
+
+    def add(self, words: list[str], tokens: list[list[int]]) -> None:
+        n, m = len(self.number), self.n_tokens
+        lengths = np.fromiter(map(len, tokens), np.int64, len(tokens))
+        flat = np.fromiter(itertools.chain.from_iterable(tokens), np.int64, int(lengths.sum()))
+        self.start, self.length = _fit(self.start, n + len(words)), _fit(self.length, n + len(words))
+        self.tokens = _fit(self.tokens, m + len(flat))
+        self.start[n:n + len(words)] = m + np.cumsum(lengths) - lengths
+        self.length[n:n + len(words)] = lengths
+        self.tokens[m:m + len(flat)] = flat
+        self.n_tokens += len(flat)
+        self.number.update(zip(words, range(n, n + len(words)), strict=True))
+
+    def of(self, words: list[str]) -> np.ndarray:
+        if not words:
+            return np.empty(0, np.int64)
+        seq = np.fromiter(map(self.number.__getitem__, words), np.int64, len(words))
+        lengths = self.length[seq]
+        ends = np.cumsum(lengths)
+        # token i of the text is token (i - where its word begins in the text) of its word
+        return self.tokens[np.arange(ends[-1]) + np.repeat(self.start[seq] - (ends - lengths), lengths)]
+
+
+def _fit(a: np.ndarray, n: int) -> np.ndarray:
+    """`a`, or a copy twice as long (or n long), when it cannot hold n entries."""
+    if n <= len(a):
+        return a
+    bigger = np.empty(max(n, 2 * len(a)), a.dtype)
+    bigger[:len(a)] = a
+    return bigger
+
+
 class BPE:
     """A byte-level BPE tokenizer (Hugging Face `tokenizers`), with the boundary token as id 0 in lines mode.
 
@@ -190,7 +231,7 @@ class BPE:
         # the BPE only through GPT-2's pattern, as in the tokenizers `train` makes.
         self._by_words = (spec.get("normalizer") is None and pre.get("use_regex", True)
                           and not pre.get("add_prefix_space", False))
-        self._words: dict[str, list[int]] = {}
+        self._words = _WordTokens()
 
     @classmethod
     def train(cls, texts: Iterable[str], vocab_size: int, boundary: bool) -> BPE:
@@ -245,14 +286,13 @@ class BPE:
 
     def _encode_words(self, text: str) -> np.ndarray:
         words = _ASCII_WORDS.findall(text)
-        known = self._words
-        new = list(set(words).difference(known))
-        if len(known) + len(new) > WORD_CACHE:
-            known.clear()
+        new = list(set(words).difference(self._words.number))
+        if len(self._words.number) + len(new) > WORD_CACHE:
+            self._words = _WordTokens()
             new = list(set(words))
-        for word, e in zip(new, self._hf.encode_batch_fast(new), strict=True):
-            known[word] = e.ids
-        ids = np.fromiter(itertools.chain.from_iterable(map(known.__getitem__, words)), dtype=np.int64)
+        if new:
+            self._words.add(new, [e.ids for e in self._hf.encode_batch_fast(new)])
+        ids = self._words.of(words)
         return ids + self.boundary
 
     def decode(self, ids: Sequence[int]) -> str:
