@@ -253,3 +253,12 @@ def test_encoding_in_processes_gives_the_same_tokens_in_order(bpe):
     one = np.concatenate(list(encode_blocks(bpe, pieces)))
     assert len(one) > 3 * len(TEXT)
     assert np.array_equal(np.concatenate(list(encode_blocks(bpe, pieces, processes=2))), one)
+
+
+def test_a_full_word_cache_starts_again_with_the_same_tokens(monkeypatch):
+    bpe = BPE.train([TEXT], vocab_size=300, boundary=False)
+    monkeypatch.setattr(tokenizers, "WORD_CACHE", 20)  # TEXT has more distinct words: it fills at every text
+    texts = [TEXT, TEXT[::-1], TEXT.upper()]
+    assert [a.tolist() for a in bpe.encode_many(texts)] == [bpe.encode(t) for t in texts]
+    last = set(tokenizers._ASCII_WORDS.findall(texts[-1]))
+    assert len(last) > 20 and set(bpe._words.number) == last  # emptied, then the last text's words
