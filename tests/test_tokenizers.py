@@ -62,13 +62,14 @@ def test_bpe_with_boundary_round_trips_and_never_makes_the_boundary(text):
 
 
 # ASCII text as a text file has it: words, digits, contractions, spaces, every control character and symbol.
-ASCII = st.lists(st.sampled_from([*map(chr, range(128)), "'s", "'ll", "'re", " 's", "  ", "\r\n", "ab", "12"]))
+ASCII = st.lists(st.sampled_from([*map(chr, range(128)), "'s", "'ll", "'re", " 's", "  ", "\r\n", "\n\n", "ab", "12"]))
 ASCII = ASCII.map("".join)
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(ASCII, min_size=1, max_size=4), st.booleans())
-def test_encoding_ascii_word_by_word_gives_the_librarys_tokens(texts, boundary):
+@given(st.lists(ASCII | st.text() | st.lists(ASCII | st.text()).map("\n".join), min_size=1, max_size=4),
+       st.booleans())
+def test_encoding_word_by_word_gives_the_librarys_tokens(texts, boundary):
     bpe = _bpe(boundary)
     got = bpe.encode_many(texts)
     for text, ids in zip(texts, got, strict=True):
@@ -77,6 +78,13 @@ def test_encoding_ascii_word_by_word_gives_the_librarys_tokens(texts, boundary):
 
 
 def test_encoding_mixed_texts_keeps_their_order(bpe):
+    # (a run of newlines before an ASCII line, then a line with a non-ASCII character: the cut between lines
+    # must not change how the run splits)
+    paragraphs = BPE.train(["close()\n\nif \n\n\n"] * 50, vocab_size=270, boundary=False)
+    assert len(paragraphs.encode("\n\n")) == 1  # (else the test could not tell "\n\n" from "\n", "\n")
+    for text in ("x.close()\n\nif \u00e9t\u00e9\n", "a\n\n\n \u00e9\n\n\nb", "\u00e9\n\n\nb\n\n\u00e9"):
+        for tok in (bpe, paragraphs):
+            assert tok.encode_many([text])[0].tolist() == tok.encode(text)
     texts = ["plain words", "caf\u00e9 cr\u00e8me", "more words", "\u4e2d\u6587"]
     assert [a.tolist() for a in bpe.encode_many(texts)] == [bpe.encode(t) for t in texts]
 

@@ -156,6 +156,11 @@ def _byte_of() -> dict[str, int]:
 # across these words, so a text's tokens are its words' tokens one after another.
 _ASCII_WORDS = re.compile(r"'(?:[sdmt]|ll|ve|re)| ?[A-Za-z]+| ?[0-9]+| ?[^\t\n\x0b\x0c\r A-Za-z0-9]+"
                           r"|[\t\n\x0b\x0c\r ]+(?![^\t\n\x0b\x0c\r ])|[\t\n\x0b\x0c\r ]+")
+# A place where every text may be cut without changing its words: before a newline that comes before a character
+# that is not whitespace. (There the pattern ends a run of whitespace anyway: the run's last character goes with
+# what follows.) A text with a few non-ASCII characters is cut there, so that only the lines around them go to the
+# library.
+_CUT = re.compile(r"(?=\n\S)")
 WORD_CACHE = 1 << 20  # words whose tokens a BPE keeps (cleared when full: a bound on memory, whatever the text)
 
 
@@ -272,17 +277,20 @@ class BPE:
         return [i + 1 for i in ids] if self.boundary else ids
 
     def encode_many(self, texts: list[str]) -> list[np.ndarray]:
-        """Several texts at once: ASCII texts word by word, each distinct word encoded once (a text repeats most
-        of its words: ~4x the library's own speed on English), the others by the library on all cores."""
-        out: list[np.ndarray | None] = [None] * len(texts)
-        if self._by_words:
-            for i, text in enumerate(texts):
-                if text.isascii():
-                    out[i] = self._encode_words(text)
-        rest = [i for i, ids in enumerate(out) if ids is None]
-        for i, e in zip(rest, self._hf.encode_batch_fast([texts[i] for i in rest]), strict=True):
-            out[i] = np.asarray(e.ids, dtype=np.int64) + self.boundary
-        return out  # type: ignore[return-value]
+        """Several texts at once. ASCII stretches word by word, each distinct word encoded once (a text repeats
+        most of its words: ~4x the library's own speed on English); the rest by the library, on all cores."""
+        if not self._by_words:
+            return [np.asarray(e.ids, dtype=np.int64) + self.boundary for e in self._hf.encode_batch_fast(texts)]
+        parts: list[list[np.ndarray | str]] = []
+        for text in texts:
+            stretches = [text] if text.isascii() else ["".join(g) for _, g in itertools.groupby(_CUT.split(text),
+                                                                                                 key=str.isascii)]
+            parts.append([self._encode_words(s) if s.isascii() else s for s in stretches])
+        rest = [s for p in parts for s in p if isinstance(s, str)]
+        encoded = iter(self._hf.encode_batch_fast(rest))
+        return [np.concatenate([np.empty(0, np.int64), *(s if isinstance(s, np.ndarray) else
+                                                        np.asarray(next(encoded).ids, dtype=np.int64) + self.boundary
+                                                        for s in p)]) for p in parts]
 
     def _encode_words(self, text: str) -> np.ndarray:
         words = _ASCII_WORDS.findall(text)
