@@ -162,11 +162,11 @@ def train_store(data: str, folder: str | Path, *, tokenizer: str = "char", vocab
         tokenizers.check_vocab_size(vocab_size, False)  # (said before anything is written)
     elif tokenizer != "char":
         raise MakemoreError(f"unknown tokenizer {tokenizer!r} (use char or bpe)")
-    folder = Path(folder)
+    path, folder = _path(data), Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     with FileLock(folder / ".prepare.lock"):
-        if not _current(folder, _path(data), tokenizer, vocab_size):
-            logger.info(f"{data} is {_path(data).stat().st_size / 2**20:,.0f} MB: tokenizing it once into {folder} "
+        if not _current(folder, path, tokenizer, vocab_size):
+            logger.info(f"{data} is {path.stat().st_size / 2**20:,.0f} MB: tokenizing it once into {folder} "
                         "(as `makemore prepare`); training reads it from there")
             prepare(data, folder, tokenizer=tokenizer, vocab_size=vocab_size, progress=progress)
         return load(folder)

@@ -232,8 +232,8 @@ class BPE:
         self.json, self.boundary = tokenizer_json, boundary
         self.token_bytes = ([b""] if boundary else []) + token_bytes
         pre = spec["pre_tokenizer"]
-        # Long ASCII texts are encoded a word at a time through a cache (see encode_many) when the text reaches
-        # the BPE only through GPT-2's pattern, as in the tokenizers `train` makes.
+        # Long texts' ASCII stretches are encoded a word at a time through a cache (see encode_many) when the
+        # text reaches the BPE only through GPT-2's pattern, as in the tokenizers `train` makes.
         self._by_words = (spec.get("normalizer") is None and pre.get("use_regex", True)
                           and not pre.get("add_prefix_space", False))
         self._words = _WordTokens()
@@ -280,17 +280,17 @@ class BPE:
         """Several texts at once. ASCII stretches word by word, each distinct word encoded once (a text repeats
         most of its words: ~4x the library's own speed on English); the rest by the library, on all cores."""
         if not self._by_words:
-            return [np.asarray(e.ids, dtype=np.int64) + self.boundary for e in self._hf.encode_batch_fast(texts)]
-        parts: list[list[np.ndarray | str]] = []
-        for text in texts:
-            stretches = [text] if text.isascii() else ["".join(g) for _, g in itertools.groupby(_CUT.split(text),
-                                                                                                 key=str.isascii)]
-            parts.append([self._encode_words(s) if s.isascii() else s for s in stretches])
-        rest = [s for p in parts for s in p if isinstance(s, str)]
-        encoded = iter(self._hf.encode_batch_fast(rest))
-        return [np.concatenate([np.empty(0, np.int64), *(s if isinstance(s, np.ndarray) else
-                                                        np.asarray(next(encoded).ids, dtype=np.int64) + self.boundary
-                                                        for s in p)]) for p in parts]
+            return self._library(texts)
+        parts = [[text] if text.isascii() else ["".join(g) for _, g in itertools.groupby(_CUT.split(text),
+                                                                                          key=str.isascii)]
+                 for text in texts]
+        rest = iter(self._library([s for p in parts for s in p if not s.isascii()]))
+        return [np.concatenate([np.empty(0, np.int64),
+                                *(self._encode_words(s) if s.isascii() else next(rest) for s in p)]) for p in parts]
+
+    def _library(self, texts: list[str]) -> list[np.ndarray]:
+        """The texts encoded by Hugging Face's library itself, on all cores (its own threads)."""
+        return [np.asarray(e.ids, dtype=np.int64) + self.boundary for e in self._hf.encode_batch_fast(texts)]
 
     def _encode_words(self, text: str) -> np.ndarray:
         words = _ASCII_WORDS.findall(text)
