@@ -70,10 +70,6 @@ def counts_figure(counts: torch.Tensor, itos: Sequence[str]) -> Figure:
     return fig
 
 
-def counts_heatmap(counts: torch.Tensor, itos: Sequence[str], path: str | Path) -> Path:
-    return save(counts_figure(counts, itos), path)
-
-
 def loss_figure(metrics_csv: str | Path, title: str | None = None) -> Figure | None:
     """log10 of the training loss per step, its running mean, and the val evaluations; None if no step was
     recorded. The title defaults to the run folder's name (the folder holding metrics_csv)."""
@@ -162,10 +158,6 @@ def histograms_figure(tensors: dict[str, torch.Tensor], xlabel: str, notes: Sequ
     return fig
 
 
-def histograms(tensors: dict[str, torch.Tensor], path: str | Path, xlabel: str, notes: Sequence[str]) -> Path:
-    return save(histograms_figure(tensors, xlabel, notes), path)
-
-
 def saturation_figure(flat: dict[str, torch.Tensor], rules: Sequence[str]) -> Figure:
     """White where a layer is saturated (flat: it passes no gradient back), by the rule given for it; rows are
     examples (times positions), columns units. A white column is a dead unit."""
@@ -182,10 +174,6 @@ def saturation_figure(flat: dict[str, torch.Tensor], rules: Sequence[str]) -> Fi
     return fig
 
 
-def saturation_map(flat: dict[str, torch.Tensor], path: str | Path, rules: Sequence[str]) -> Path:
-    return save(saturation_figure(flat, rules), path)
-
-
 def update_ratios_figure(steps: Sequence[int], ratios: dict[str, Sequence[float]]) -> Figure:
     """log10(std(update) / std(data)) per weight over training, with the 1e-3 guide line."""
     fig = _figure(figsize=(11, 4.5))
@@ -198,7 +186,3 @@ def update_ratios_figure(steps: Sequence[int], ratios: dict[str, Sequence[float]
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     return fig
-
-
-def update_ratios(steps: Sequence[int], ratios: dict[str, Sequence[float]], path: str | Path) -> Path:
-    return save(update_ratios_figure(steps, ratios), path)
