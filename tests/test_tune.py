@@ -247,6 +247,23 @@ def test_the_floor_is_trained_once(optuna, small_names, tmp_path):
     assert states[0] == "COMPLETE" and len(states) > 1 and set(states[1:]) == {"PRUNED"}, states
 
 
+def test_the_time_after_the_search_trains_the_best_settings_again_for_longer(optuna, small_names, tmp_path):
+    from makemore import tune
+
+    start = time.time()
+    trials = tune.run(small_names, 12, tmp_path / "s", space=SPACE).study.trials
+    assert time.time() - start < 12 + 10  # (the last trial may overrun a little; start-up and figures)
+    final = trials[-1]
+    searched = [t for t in trials if "final" not in t.user_attrs]
+    assert final.user_attrs["final"] == min((t for t in searched if t.value is not None), key=lambda t: t.value).number
+    retrained = trials[final.user_attrs["final"]]
+    assert final.state.name == "COMPLETE" and final.params == retrained.params
+    # It trains for what the search left (half the budget), longer than the trial it repeats (an eighth).
+    took = [t.user_attrs["seconds"] for t in (retrained, final)]
+    assert took[1] > 1.5 * took[0] and final.user_attrs["steps"] > retrained.user_attrs["steps"], took
+    assert all(t.datetime_complete <= final.datetime_start for t in searched)
+
+
 def test_parse_budget():
     from makemore.tune import parse_budget
 
@@ -259,9 +276,9 @@ def test_parse_budget():
 def test_a_new_study_starts_from_the_known_recipes_its_space_holds():
     from makemore.tune import STARTS, check_space, in_space
 
-    assert [p["family"] for p in STARTS if in_space(p, check_space(None))] == ["bigram", "mlp", "transformer"]
+    assert [p["family"] for p in STARTS if in_space(p, check_space(None))] == ["bigram", "lstm", "mlp", "transformer"]
     assert not any(in_space(p, check_space(SPACE)) for p in STARTS)  # (the tests' small space: none)
-    assert [in_space(p, check_space({"families": ["mlp"]})) for p in STARTS] == [False, True, False]
+    assert [in_space(p, check_space({"families": ["mlp"]})) for p in STARTS] == [False, False, True, False]
 
 
 def test_space_overrides_are_checked():

@@ -4,14 +4,18 @@ Optuna (the `tune` extra: pip install -e '.[tune]').
 Each trial is an ordinary training run in DIR/trials/NNNN of a family and settings that Optuna's TPE sampler
 proposes. The trial reports its val loss at each of its evaluations, and a successive-halving pruner (ASHA)
 stops the trials that are behind the others at the same point of their training, which leaves the time to the
-promising ones. DIR/best is a link to the best trial's folder: `makemore sample --out DIR/best` and
+promising ones. The search takes the first half of the budget, in trials of an eighth of it each (so that the
+pruner compares them at the same points of their time); the other half trains the best settings found once more, for
+all of that time (a final trial), as a longer run of a good recipe reaches a lower loss than another short one.
+DIR/best is a link to the best trial's folder: `makemore sample --out DIR/best` and
 `checkpoint.load_model` read it as any run. The study lives in Optuna storage (a SQLite file in DIR unless told
 otherwise), so several processes share it and running again continues it; a trial whose process died (kill -9)
 is marked failed by the next process that starts a trial (Optuna's heartbeat), never reused.
 
 Several machines share a study through a database server: on each, `makemore tune --storage
 postgresql://USER:PASS@HOST/DB --out DIR` (with a driver such as psycopg2 installed) and DIR on a disk they all
-mount at the same path, since DIR/best may be a trial that another machine trained. A trial trains in one
+mount at the same path, since DIR/best may be a trial that another machine trained; each command ends with a
+final trial of its own (the best settings of the whole study when it got there). A trial trains in one
 process: tune refuses to run under torchrun (every rank would run a study of its own); to train the winner
 further with DDP, run `torchrun ... -m makemore train --out DIR/best --resume --steps N`.
 """
@@ -26,7 +30,7 @@ import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +52,7 @@ SPACE: dict[str, list[Any]] = {
     "n_embd": [8, 128],
     "n_hidden": [32, 512],
     "n_layer": [1, 4],  # mlp-deep's layers, the transformer's blocks
-    "dropout": [0.0, 0.3],  # all but mlp-deep's (BatchNorm's noise regularises it)
+    "dropout": [0.0, 0.5],  # all but mlp-deep's (BatchNorm's noise regularises it)
 }
 CHOICES = {"families": FAMILIES, "schedule": ("constant", "cosine")}
 INTS = {"batch_size", "block_size", "n_embd", "n_hidden", "n_layer"}
@@ -63,17 +67,22 @@ USES = {"bigram": (), "mlp": ("block_size", "n_embd", "n_hidden", "dropout"),
         "transformer": ("n_embd", "n_layer", "dropout")}
 TRAINING = ("lr", "batch_size", "weight_decay", "schedule")
 
-# The first trials of a new study, where the space holds them: the floor, then the two best hand-made names
-# recipes (presets `best` and `names-best`), so that a short budget starts from what is known to work.
+# The first trials of a new study, where the space holds them: the floor, then the best names recipes known
+# (preset `names-lstm`, the presets `best` and `names-best`), so that a short budget starts from what is known
+# to work.
 STARTS = [
     {"family": "bigram"},
+    {"family": "lstm", "n_embd": 64, "n_hidden": 256, "dropout": 0.3, "lr": 5e-3, "batch_size": 128,
+     "weight_decay": 0.05, "schedule": "cosine"},
     {"family": "mlp", "block_size": 5, "n_embd": 24, "n_hidden": 400, "dropout": 0.0, "lr": 3e-3,
      "batch_size": 256, "weight_decay": 0.05, "schedule": "cosine"},
     {"family": "transformer", "n_embd": 64, "n_layer": 4, "dropout": 0.1, "lr": 2e-3, "batch_size": 64,
      "weight_decay": 0.1, "schedule": "cosine"},
 ]
+SEARCH = 0.5  # the share of the budget for the search; the rest is the final trial's
+TRIAL = 1 / 8  # a search trial's share of the budget
 EVALS = 20  # evaluations per trial: the points where the pruner compares trials
-PRUNER_MIN = 2  # evaluations before the first comparison; then every 3x as many (2, 6, 18)
+PRUNER_MIN = 3  # evaluations before the first comparison; then every 3x as many (3, 9)
 PROBE_STEPS = 3  # timed steps that tell a trial how many steps fit in its time
 MIN_STEPS = 100  # a trial that has time for fewer steps is pruned before it starts: too slow to learn
 HEARTBEAT = 2  # seconds between a running trial's signs of life in the storage
@@ -196,10 +205,8 @@ def recipe(params: dict[str, Any], seq_len: int) -> tuple[str, dict[str, Any], d
 
 
 def trial_seconds(remaining: float, budget: float) -> float:
-    """A trial's share of the time left: a third of it, or all of it when what would be left is too little for
-    another trial to learn anything."""
-    share = remaining / 3
-    return remaining if remaining - share < budget / 10 else share
+    """A search trial's time: an eighth of the budget, or what is left of the search when that is less."""
+    return min(budget * TRIAL, remaining)
 
 
 def seconds_per_step(model_name: str, config: dict[str, Any], corpus: Any, settings: dict[str, Any],
@@ -249,8 +256,8 @@ class _Watch:
     """The trainer's callback in a trial: reports each val to Optuna, stops the run when the pruner says so or
     when the trial's time is up, and keeps the val curve against wall time for the figure."""
 
-    def __init__(self, trial: Any, stop_at: float, study_start: float):
-        self.trial, self.stop_at, self.study_start = trial, stop_at, study_start
+    def __init__(self, trial: Any, stop_at: float, study_start: float, prune: bool = True):
+        self.trial, self.stop_at, self.study_start, self.prune = trial, stop_at, study_start, prune
         self.evals = 0
         self.curve: list[tuple[float, float]] = []
         self.pruned = False
@@ -260,9 +267,9 @@ class _Watch:
 
         if info.val is not None:
             self.evals += 1
-            self.curve.append((round(time.time() - self.study_start, 2), info.val))
+            self.curve.append((round(time.time() - self.study_start, 2), float(info.val)))
             self.trial.report(info.val, self.evals)
-            if self.trial.should_prune():
+            if self.prune and self.trial.should_prune():  # (a final trial is not compared: it is longer)
                 self.pruned = True
                 raise StopTraining
         if time.time() >= self.stop_at:
@@ -274,6 +281,7 @@ class _Context:
     corpus: Any
     out: Path
     space: dict[str, list[Any]]
+    search_end: float  # time.time() at which the search stops (and the final trial starts)
     deadline: float  # time.time() at which the study stops
     budget: float
     study_start: float
@@ -306,7 +314,9 @@ def _objective(trial: Any, ctx: _Context) -> float:
     model, config, train = recipe(params, sequence_length(ctx.corpus))
     train["seed"] = trial.number
     start = time.time()
-    seconds = trial_seconds(max(ctx.deadline - start, 0.0), ctx.budget)
+    final = trial.user_attrs.get("final")  # a final trial: the number of the trial it trains again
+    seconds = max(ctx.deadline - start, 0.0) if final is not None else trial_seconds(max(ctx.search_end - start, 0.0),
+                                                                          ctx.budget)
     if model != "bigram-counts":
         steps = ctx.steps or fit_steps(model, config, ctx.corpus, train, seconds)
         if steps < MIN_STEPS and not ctx.steps:
@@ -321,7 +331,8 @@ def _objective(trial: Any, ctx: _Context) -> float:
     trial.set_user_attr("model", model)
     trial.set_user_attr("config", config)
     trial.set_user_attr("pid", os.getpid())  # which worker ran it
-    watch = _Watch(trial, ctx.deadline if ctx.steps else min(ctx.deadline, start + 1.25 * seconds), ctx.study_start)
+    watch = _Watch(trial, ctx.deadline if ctx.steps else min(ctx.deadline, start + 1.25 * seconds), ctx.study_start,
+                   prune=final is None)
     try:
         result = training.train(model, config, ctx.corpus, training.TrainConfig.from_dict(train), folder,
                                 progress=False, callbacks=[watch])
@@ -330,12 +341,14 @@ def _objective(trial: Any, ctx: _Context) -> float:
         raise
     val = result.best.get("val", result.val_loss)
     if not watch.curve and val is not None:  # a counted model: one val, at its end
-        watch.curve.append((round(time.time() - ctx.study_start, 2), val))
+        watch.curve.append((round(time.time() - ctx.study_start, 2), float(val)))
     took = time.time() - start
     trial.set_user_attr("curve", watch.curve)
     trial.set_user_attr("seconds", round(took, 1))
     trial.set_user_attr("steps", result.step)
     state = f"pruned at step {result.step}" if watch.pruned else f"{result.step} steps"
+    if final is not None:
+        state += f" (final: trial {final})"
     logger.info(f"trial {trial.number:4d} {params['family']:11s} val {val:.4f} {took:6.1f} s  {state:22s} "
                 f"{describe(params)}")
     if watch.pruned:
@@ -442,11 +455,9 @@ def _quiet_optuna() -> Iterator[None]:
         optuna.logging.set_verbosity(before)
 
 
-def _work(data: str, out: Path, deadline: float, budget: float, storage: str | None, space: dict[str, list[Any]],
-          seed: int, steps: int | None, corpus: Any = None) -> None:
-    """One worker: trials until the deadline, on the shared study."""
-    import optuna
-
+def _work(data: str, out: Path, search_end: float, deadline: float, budget: float, storage: str | None,
+          space: dict[str, list[Any]], seed: int, steps: int | None, corpus: Any = None) -> _Context:
+    """One worker: search trials until `search_end`, on the shared study."""
     from makemore.data import load_corpus
 
     if not logger.handlers:  # a process of our own (--workers): its trial lines go to stderr like the parent's
@@ -456,14 +467,40 @@ def _work(data: str, out: Path, deadline: float, budget: float, storage: str | N
     corpus = corpus or load_corpus(data)
     with _quiet_optuna():
         study, space = open_study(out, storage, corpus, seed, space)
-        ctx = _Context(corpus, out, space, deadline, budget, study.user_attrs.get("created", time.time()), steps)
+        ctx = _Context(corpus, out, space, search_end, deadline, budget, study.user_attrs.get("created", time.time()),
+                       steps)
+        _optimize(study, ctx, search_end)
+    return ctx
 
-        def after(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-            if trial.state == optuna.trial.TrialState.COMPLETE:
-                link_best(study, out)
 
-        study.optimize(lambda t: _objective(t, ctx), timeout=max(deadline - time.time(), 0.0),
-                       catch=(MakemoreError,), callbacks=[after])
+def _optimize(study: Any, ctx: _Context, until: float, n_trials: int | None = None) -> None:
+    import optuna
+
+    def after(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if trial.state == optuna.trial.TrialState.COMPLETE:
+            link_best(study, ctx.out)
+
+    study.optimize(lambda t: _objective(t, ctx), n_trials=n_trials, timeout=max(until - time.time(), 0.0),
+                   catch=(MakemoreError,), callbacks=[after])
+
+
+def _finish(study: Any, ctx: _Context) -> None:
+    """The time after the search: the best settings trained again for all of it (the final trial), or more
+    search when that would not be much longer than the best trial already trained (a resumed study whose best
+    is an earlier final, a floor that is the best)."""
+    left = ctx.deadline - time.time()
+    try:
+        best = study.best_trial
+    except ValueError:  # nothing finished yet
+        best = None
+    if left <= 0:
+        return
+    if (not ctx.steps and best is not None and best.params.get("family") != "bigram"
+            and left >= 1.5 * best.user_attrs["seconds"]):
+        study.enqueue_trial(best.params, user_attrs={"final": best.number})
+        _optimize(study, ctx, ctx.deadline, n_trials=1)
+    else:
+        _optimize(study, replace(ctx, search_end=ctx.deadline), ctx.deadline)
 
 
 @dataclass
@@ -477,7 +514,7 @@ def run(data: str, budget_seconds: float, out: str | Path, storage: str | None =
         space: dict[str, Any] | None = None, seed: int = 0, steps: int | None = None) -> Summary:
     """Search for the best model of `data` in `budget_seconds` of wall time into `out` (see the module's
     docstring). `workers` processes on this machine share the study; `space` overrides keys of SPACE; `steps`
-    fixes each trial's steps instead of deriving them from its time."""
+    fixes each trial's steps instead of deriving them from its time (and leaves out the final trial)."""
     import multiprocessing
 
     from makemore.data import load_corpus
@@ -494,22 +531,25 @@ def run(data: str, budget_seconds: float, out: str | Path, storage: str | None =
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise MakemoreError(f"--out {out} is a file, not a directory")
-    deadline = time.time() + budget_seconds
+    start = time.time()
+    deadline = start + budget_seconds
+    search_end = deadline if steps else start + SEARCH * budget_seconds
     out.mkdir(parents=True, exist_ok=True)
     with _quiet_optuna():
         _, checked = open_study(out, storage, corpus, seed, space)  # made or checked once, before the workers
     spawn = multiprocessing.get_context("spawn")  # a fresh interpreter: no copy of this one's torch threads
-    others = [spawn.Process(target=_work, args=(data, out, deadline, budget_seconds, storage, checked,
+    others = [spawn.Process(target=_work, args=(data, out, search_end, deadline, budget_seconds, storage, checked,
                                                  seed + 1000 * i, steps)) for i in range(1, workers)]
     for p in others:
         p.start()
     try:
-        _work(data, out, deadline, budget_seconds, storage, checked, seed, steps, corpus)
+        ctx = _work(data, out, search_end, deadline, budget_seconds, storage, checked, seed, steps, corpus)
     finally:
         for p in others:
             p.join()
     with _quiet_optuna():
         study, _ = open_study(out, storage, corpus, seed, checked)
+        _finish(study, ctx)  # (in this process only: the others have stopped, so it has the whole machine)
         best = link_best(study, out)
         return Summary(study, best, figures(study, out))
 
