@@ -23,7 +23,8 @@ import time
 from pathlib import Path
 
 DEFAULT_DATA = Path(os.environ.get("MAKEMORE_SHARED_DATA", "/work/shared/data")) / "names.txt"
-PRESETS = ["mlp", "best", "lecture2", "lecture5", "wavenet", "rnn", "gru", "lstm", "transformer", "names-best"]
+PRESETS = ["mlp", "best", "lecture2", "lecture5", "wavenet", "rnn", "gru", "lstm", "transformer", "names-best",
+           "names-lstm"]
 
 
 def eval_run(folder: Path) -> dict[str, float]:
@@ -90,6 +91,7 @@ def main() -> None:
                   "trials": len(summary.study.trials),
                   "pruned": sum(t.state.name == "PRUNED" for t in summary.study.trials),
                   "best_trial": best.number, "best_family": best.params["family"], "best_params": best.params,
+                  "best_retrains": best.user_attrs.get("final"), "best_seconds": best.user_attrs.get("seconds"),
                   "curve_minutes_val": curve(summary.study), **eval_run(summary.best)}
         print(json.dumps({"tune": result}), flush=True)
         presets = [] if args.presets == ["none"] else args.presets

@@ -73,7 +73,7 @@ TRAINING = ("lr", "batch_size", "weight_decay", "schedule")
 STARTS = [
     {"family": "bigram"},
     {"family": "lstm", "n_embd": 64, "n_hidden": 256, "dropout": 0.3, "lr": 5e-3, "batch_size": 128,
-     "weight_decay": 0.05, "schedule": "cosine"},
+     "weight_decay": 0.05, "schedule": "cosine"},  # (the trials' own min_lr, warm-up and clipping)
     {"family": "mlp", "block_size": 5, "n_embd": 24, "n_hidden": 400, "dropout": 0.0, "lr": 3e-3,
      "batch_size": 256, "weight_decay": 0.05, "schedule": "cosine"},
     {"family": "transformer", "n_embd": 64, "n_layer": 4, "dropout": 0.1, "lr": 2e-3, "batch_size": 64,
