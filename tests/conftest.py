@@ -29,6 +29,7 @@ SLOW = (
     "test_notebook.py",  # a Jupyter kernel running examples/lectures-1-3.ipynb
     "test_elastic.py",  # torchrun groups killed and restarted
     "test_tune.py::test_two_workers_share_one_study",
+    "test_tune.py::test_with_two_workers_the_two_best_settings_are_trained_again_side_by_side",
     "test_tune.py::test_a_killed_workers_trial_fails_and_the_study_goes_on",
     "test_store.py::test_a_truncated_or_foreign_token_file_is_one_line",
 )

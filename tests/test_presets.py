@@ -6,7 +6,8 @@ import torch
 from makemore import models, presets
 from makemore.training import TrainConfig
 
-NAMES_PRESETS = ["bigram", "best", "mlp-deep", "wavenet", "rnn", "gru", "lstm", "bow", "transformer", "names-best", "names-lstm"]
+NAMES_PRESETS = ["bigram", "best", "mlp-deep", "wavenet", "rnn", "gru", "lstm", "bow", "transformer", "names-best",
+                 "names-lstm"]
 
 
 @pytest.mark.parametrize("preset", NAMES_PRESETS)

@@ -264,6 +264,30 @@ def test_the_time_after_the_search_trains_the_best_settings_again_for_longer(opt
     assert all(t.datetime_complete <= final.datetime_start for t in searched)
 
 
+def test_with_two_workers_the_two_best_settings_are_trained_again_side_by_side(optuna, small_names, tmp_path):
+    from makemore import tune
+
+    trials = tune.run(small_names, 20, tmp_path / "s", workers=2, space=SPACE).study.trials
+    finals = [t for t in trials if t.user_attrs.get("final") is not None]
+    searched = sorted((t for t in trials if t.value is not None and t not in finals), key=lambda t: t.value)
+    assert [t.user_attrs["final"] for t in finals] == [searched[0].number, searched[1].number]
+    assert all(t.state.name == "COMPLETE" and t.params == trials[t.user_attrs["final"]].params for t in finals)
+    assert len({t.user_attrs["pid"] for t in finals}) == 2
+
+
+def test_a_final_queued_by_a_stopped_run_is_a_search_trial_next_time(optuna, small_names, tmp_path):
+    from makemore import tune
+
+    out = tmp_path / "study"
+    first = tune.run(small_names, 3, out, space=SPACE, steps=STEPS).study
+    best, n = first.best_trial, len(first.trials)
+    first.enqueue_trial(best.params, user_attrs={"final": best.number})  # as a run stopped before it trained it
+    again = tune.run(small_names, 3, out, space=SPACE, steps=STEPS).study.trials
+    queued = again[n]
+    assert queued.params == best.params and queued.user_attrs["final"] is None
+    assert queued.user_attrs["steps"] <= STEPS and queued.state.name in ("COMPLETE", "PRUNED")
+
+
 def test_parse_budget():
     from makemore.tune import parse_budget
 

@@ -5,8 +5,9 @@ Each trial is an ordinary training run in DIR/trials/NNNN of a family and settin
 proposes. The trial reports its val loss at each of its evaluations, and a successive-halving pruner (ASHA)
 stops the trials that are behind the others at the same point of their training, which leaves the time to the
 promising ones. The search takes the first half of the budget, in trials of an eighth of it each (so that the
-pruner compares them at the same points of their time); the other half trains the best settings found once more, for
-all of that time (a final trial), as a longer run of a good recipe reaches a lower loss than another short one.
+pruner compares them at the same points of their time). The other half trains the best settings found once
+more, for all of that time (a final trial; with --workers N, the N best settings, one in each process), as a
+longer run of a good recipe reaches a lower loss than another short one.
 DIR/best is a link to the best trial's folder: `makemore sample --out DIR/best` and
 `checkpoint.load_model` read it as any run. The study lives in Optuna storage (a SQLite file in DIR unless told
 otherwise), so several processes share it and running again continues it; a trial whose process died (kill -9)
@@ -14,8 +15,8 @@ is marked failed by the next process that starts a trial (Optuna's heartbeat), n
 
 Several machines share a study through a database server: on each, `makemore tune --storage
 postgresql://USER:PASS@HOST/DB --out DIR` (with a driver such as psycopg2 installed) and DIR on a disk they all
-mount at the same path, since DIR/best may be a trial that another machine trained; each command ends with a
-final trial of its own (the best settings of the whole study when it got there). A trial trains in one
+mount at the same path, since DIR/best may be a trial that another machine trained; each command ends with
+final trials of its own (the best settings of the whole study when it gets there). A trial trains in one
 process: tune refuses to run under torchrun (every rank would run a study of its own); to train the winner
 further with DDP, run `torchrun ... -m makemore train --out DIR/best --resume --steps N`.
 """
@@ -281,7 +282,7 @@ class _Context:
     corpus: Any
     out: Path
     space: dict[str, list[Any]]
-    search_end: float  # time.time() at which the search stops (and the final trial starts)
+    search_end: float  # time.time() at which the search stops (and the final trials start)
     deadline: float  # time.time() at which the study stops
     budget: float
     study_start: float
@@ -315,6 +316,9 @@ def _objective(trial: Any, ctx: _Context) -> float:
     train["seed"] = trial.number
     start = time.time()
     final = trial.user_attrs.get("final")  # a final trial: the number of the trial it trains again
+    if final is not None and start < ctx.search_end:  # queued by a run that was stopped: a search trial now
+        final = None
+        trial.set_user_attr("final", None)
     seconds = max(ctx.deadline - start, 0.0) if final is not None else trial_seconds(max(ctx.search_end - start, 0.0),
                                                                           ctx.budget)
     if model != "bigram-counts":
@@ -455,52 +459,73 @@ def _quiet_optuna() -> Iterator[None]:
         optuna.logging.set_verbosity(before)
 
 
-def _work(data: str, out: Path, search_end: float, deadline: float, budget: float, storage: str | None,
-          space: dict[str, list[Any]], seed: int, steps: int | None, corpus: Any = None) -> _Context:
-    """One worker: search trials until `search_end`, on the shared study."""
+@dataclass
+class _Plan:
+    """What every worker process of one `run` is told (plain data: it goes to spawned processes)."""
+    data: str
+    out: Path
+    storage: str | None
+    space: dict[str, list[Any]]
+    budget: float
+    search_end: float
+    deadline: float
+    steps: int | None
+
+
+def _work(plan: _Plan, seed: int, until: float, n_trials: int | None = None, corpus: Any = None) -> None:
+    """One worker: trials on the shared study until `until` (or `n_trials` of them)."""
+    import optuna
+
     from makemore.data import load_corpus
 
     if not logger.handlers:  # a process of our own (--workers): its trial lines go to stderr like the parent's
         logger.addHandler(logging.StreamHandler())
         logger.setLevel(logging.INFO)
         logger.propagate = False
-    corpus = corpus or load_corpus(data)
+    corpus = corpus or load_corpus(plan.data)
     with _quiet_optuna():
-        study, space = open_study(out, storage, corpus, seed, space)
-        ctx = _Context(corpus, out, space, search_end, deadline, budget, study.user_attrs.get("created", time.time()),
-                       steps)
-        _optimize(study, ctx, search_end)
-    return ctx
+        study, space = open_study(plan.out, plan.storage, corpus, seed, plan.space)
+        ctx = _Context(corpus, plan.out, space, plan.search_end, plan.deadline, plan.budget,
+                       study.user_attrs.get("created", time.time()), plan.steps)
+
+        def after(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+            if trial.state == optuna.trial.TrialState.COMPLETE:
+                link_best(study, plan.out)
+
+        study.optimize(lambda t: _objective(t, ctx), n_trials=n_trials, timeout=max(until - time.time(), 0.0),
+                       catch=(MakemoreError,), callbacks=[after])
 
 
-def _optimize(study: Any, ctx: _Context, until: float, n_trials: int | None = None) -> None:
-    import optuna
+def _side_by_side(plan: _Plan, workers: int, seed: int, until: float, n_trials: int | None, corpus: Any) -> None:
+    """`workers` processes on the study: this one and workers - 1 fresh interpreters (spawned: no copy of this
+    one's torch threads)."""
+    import multiprocessing
 
-    def after(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        if trial.state == optuna.trial.TrialState.COMPLETE:
-            link_best(study, ctx.out)
-
-    study.optimize(lambda t: _objective(t, ctx), n_trials=n_trials, timeout=max(until - time.time(), 0.0),
-                   catch=(MakemoreError,), callbacks=[after])
-
-
-def _finish(study: Any, ctx: _Context) -> None:
-    """The time after the search: the best settings trained again for all of it (the final trial), or more
-    search when that would not be much longer than the best trial already trained (a resumed study whose best
-    is an earlier final, a floor that is the best)."""
-    left = ctx.deadline - time.time()
+    spawn = multiprocessing.get_context("spawn")
+    others = [spawn.Process(target=_work, args=(plan, seed + 1000 * i, until, n_trials)) for i in range(1, workers)]
+    for p in others:
+        p.start()
     try:
-        best = study.best_trial
-    except ValueError:  # nothing finished yet
-        best = None
-    if left <= 0:
-        return
-    if (not ctx.steps and best is not None and best.params.get("family") != "bigram"
-            and left >= 1.5 * best.user_attrs["seconds"]):
-        study.enqueue_trial(best.params, user_attrs={"final": best.number})
-        _optimize(study, ctx, ctx.deadline, n_trials=1)
-    else:
-        _optimize(study, replace(ctx, search_end=ctx.deadline), ctx.deadline)
+        _work(plan, seed, until, n_trials, corpus)
+    finally:
+        for p in others:
+            p.join()
+
+
+def enqueue_finals(study: Any, left: float, n: int) -> int:
+    """Queue the final trials: the n best finished trials' settings (each once; never the floor's), those whose
+    run would be at least 1.5x as long with the time `left`. Returns how many were queued."""
+    from optuna.trial import TrialState
+
+    done = sorted((t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                   if t.params.get("family") != "bigram"), key=lambda t: t.value)
+    chosen: list[Any] = []
+    for t in done:
+        if len(chosen) < n and left >= 1.5 * t.user_attrs["seconds"] and all(t.params != c.params for c in chosen):
+            chosen.append(t)
+    for t in chosen:
+        study.enqueue_trial(t.params, user_attrs={"final": t.number})
+    return len(chosen)
 
 
 @dataclass
@@ -513,10 +538,9 @@ class Summary:
 def run(data: str, budget_seconds: float, out: str | Path, storage: str | None = None, workers: int = 1,
         space: dict[str, Any] | None = None, seed: int = 0, steps: int | None = None) -> Summary:
     """Search for the best model of `data` in `budget_seconds` of wall time into `out` (see the module's
-    docstring). `workers` processes on this machine share the study; `space` overrides keys of SPACE; `steps`
-    fixes each trial's steps instead of deriving them from its time (and leaves out the final trial)."""
-    import multiprocessing
-
+    docstring). `workers` processes on this machine share the study, and in the time after the search each
+    trains one of the best settings again; `space` overrides keys of SPACE; `steps` fixes each trial's steps
+    instead of deriving them from its time (and leaves out the final trials)."""
     from makemore.data import load_corpus
 
     if not (isinstance(budget_seconds, int | float) and math.isfinite(budget_seconds) and budget_seconds > 0):
@@ -533,23 +557,20 @@ def run(data: str, budget_seconds: float, out: str | Path, storage: str | None =
         raise MakemoreError(f"--out {out} is a file, not a directory")
     start = time.time()
     deadline = start + budget_seconds
-    search_end = deadline if steps else start + SEARCH * budget_seconds
     out.mkdir(parents=True, exist_ok=True)
     with _quiet_optuna():
-        _, checked = open_study(out, storage, corpus, seed, space)  # made or checked once, before the workers
-    spawn = multiprocessing.get_context("spawn")  # a fresh interpreter: no copy of this one's torch threads
-    others = [spawn.Process(target=_work, args=(data, out, search_end, deadline, budget_seconds, storage, checked,
-                                                 seed + 1000 * i, steps)) for i in range(1, workers)]
-    for p in others:
-        p.start()
-    try:
-        ctx = _work(data, out, search_end, deadline, budget_seconds, storage, checked, seed, steps, corpus)
-    finally:
-        for p in others:
-            p.join()
+        study, checked = open_study(out, storage, corpus, seed, space)  # made or checked once, before the workers
+    plan = _Plan(data, out, storage, checked, budget_seconds, deadline if steps else start + SEARCH * budget_seconds,
+                 deadline, steps)
+    _side_by_side(plan, workers, seed, plan.search_end, None, corpus)
+    with _quiet_optuna():
+        finals = 0 if steps else enqueue_finals(study, deadline - time.time(), workers)
+    if finals:
+        _side_by_side(plan, finals, seed, deadline, 1, corpus)
+    elif time.time() < deadline:  # nothing worth training again (a resumed study's best is an earlier final)
+        _side_by_side(replace(plan, search_end=deadline), workers, seed, deadline, None, corpus)
     with _quiet_optuna():
         study, _ = open_study(out, storage, corpus, seed, checked)
-        _finish(study, ctx)  # (in this process only: the others have stopped, so it has the whole machine)
         best = link_best(study, out)
         return Summary(study, best, figures(study, out))
 
