@@ -278,15 +278,25 @@ class _Watch:
 
 
 @dataclass
-class _Context:
-    corpus: Any
+class _Plan:
+    """What every worker process of one `run` is told (plain data: it goes to spawned processes)."""
+    data: str
     out: Path
+    storage: str | None
     space: dict[str, list[Any]]
-    search_end: float  # time.time() at which the search stops (and the final trials start)
-    deadline: float  # time.time() at which the study stops
     budget: float
+    search_end: float
+    deadline: float
+    steps: int | None
+
+
+@dataclass
+class _Context:
+    """A worker's view of a trial: its run's plan, the data and the study's space and start."""
+    plan: _Plan
+    corpus: Any
+    space: dict[str, list[Any]]
     study_start: float
-    steps: int | None  # a fixed number of steps per trial instead of one from its time (tests)
 
 
 def describe(params: dict[str, Any]) -> str:
@@ -314,28 +324,30 @@ def _objective(trial: Any, ctx: _Context) -> float:
         raise optuna.TrialPruned  # the floor is counted once: its counts come out the same every time
     model, config, train = recipe(params, sequence_length(ctx.corpus))
     train["seed"] = trial.number
-    start = time.time()
+    start, plan = time.time(), ctx.plan
     final = trial.user_attrs.get("final")  # a final trial: the number of the trial it trains again
-    if final is not None and start < ctx.search_end:  # queued by a run that was stopped: a search trial now
+    if final is not None and start < plan.search_end:  # queued by a run that was stopped: a search trial now
         final = None
         trial.set_user_attr("final", None)
-    seconds = max(ctx.deadline - start, 0.0) if final is not None else trial_seconds(max(ctx.search_end - start, 0.0),
-                                                                          ctx.budget)
+    if final is not None:
+        seconds = max(plan.deadline - start, 0.0)
+    else:
+        seconds = trial_seconds(max(plan.search_end - start, 0.0), plan.budget)
     if model != "bigram-counts":
-        steps = ctx.steps or fit_steps(model, config, ctx.corpus, train, seconds)
-        if steps < MIN_STEPS and not ctx.steps:
+        steps = plan.steps or fit_steps(model, config, ctx.corpus, train, seconds)
+        if steps < MIN_STEPS and not plan.steps:
             logger.info(f"trial {trial.number:4d} {params['family']:11s} too slow: {steps} steps in "
                         f"{seconds:.0f} s  {describe(params)}")
             raise optuna.TrialPruned
         train.update(steps=steps, eval_interval=max(1, steps // EVALS))
         if train["schedule"] == "cosine":
             train["warmup"] = min(100, steps // 10)
-    folder = ctx.out / "trials" / f"{trial.number:04d}"
-    trial.set_user_attr("folder", str(folder.relative_to(ctx.out)))
+    folder = plan.out / "trials" / f"{trial.number:04d}"
+    trial.set_user_attr("folder", str(folder.relative_to(plan.out)))
     trial.set_user_attr("model", model)
     trial.set_user_attr("config", config)
     trial.set_user_attr("pid", os.getpid())  # which worker ran it
-    watch = _Watch(trial, ctx.deadline if ctx.steps else min(ctx.deadline, start + 1.25 * seconds), ctx.study_start,
+    watch = _Watch(trial, plan.deadline if plan.steps else min(plan.deadline, start + 1.25 * seconds), ctx.study_start,
                    prune=final is None)
     try:
         result = training.train(model, config, ctx.corpus, training.TrainConfig.from_dict(train), folder,
@@ -459,19 +471,6 @@ def _quiet_optuna() -> Iterator[None]:
         optuna.logging.set_verbosity(before)
 
 
-@dataclass
-class _Plan:
-    """What every worker process of one `run` is told (plain data: it goes to spawned processes)."""
-    data: str
-    out: Path
-    storage: str | None
-    space: dict[str, list[Any]]
-    budget: float
-    search_end: float
-    deadline: float
-    steps: int | None
-
-
 def _work(plan: _Plan, seed: int, until: float, n_trials: int | None = None, corpus: Any = None) -> None:
     """One worker: trials on the shared study until `until` (or `n_trials` of them)."""
     import optuna
@@ -485,8 +484,7 @@ def _work(plan: _Plan, seed: int, until: float, n_trials: int | None = None, cor
     corpus = corpus or load_corpus(plan.data)
     with _quiet_optuna():
         study, space = open_study(plan.out, plan.storage, corpus, seed, plan.space)
-        ctx = _Context(corpus, plan.out, space, plan.search_end, plan.deadline, plan.budget,
-                       study.user_attrs.get("created", time.time()), plan.steps)
+        ctx = _Context(plan, corpus, space, study.user_attrs.get("created", time.time()))
 
         def after(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
             if trial.state == optuna.trial.TrialState.COMPLETE:
