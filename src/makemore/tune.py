@@ -84,7 +84,7 @@ SEARCH = 0.5  # the share of the budget for the search; the rest is the final tr
 TRIAL = 1 / 8  # a search trial's share of the budget
 EVALS = 20  # evaluations per trial: the points where the pruner compares trials
 PRUNER_MIN = 3  # evaluations before the first comparison; then every 3x as many (3, 9)
-PROBE_STEPS = 3  # timed steps that tell a trial how many steps fit in its time
+PROBE = 0.01  # the share of a trial's time spent timing its step with each choice of threads
 MIN_STEPS = 100  # a trial that has time for fewer steps is pruned before it starts: too slow to learn
 HEARTBEAT = 2  # seconds between a running trial's signs of life in the storage
 GRACE = 20  # seconds without one after which a running trial counts as dead (failed)
@@ -211,9 +211,10 @@ def trial_seconds(remaining: float, budget: float) -> float:
 
 
 def seconds_per_step(model_name: str, config: dict[str, Any], corpus: Any, settings: dict[str, Any],
-                     limit: float = math.inf) -> float:
-    """A few timed steps of the model on this data, as the trainer takes them (same threads, same step); fewer
-    when they pass `limit` seconds (a model far too slow for its time is seen as such after one step)."""
+                     limit: float) -> float:
+    """The mean time of the model's steps on this data, taken as the trainer takes them (same threads, a batch
+    drawn each step) for about `limit` seconds. The first step pays for allocations and is not counted; a model
+    far too slow for its time is seen as such after two steps."""
     import torch
 
     from makemore import training
@@ -230,15 +231,13 @@ def seconds_per_step(model_name: str, config: dict[str, Any], corpus: Any, setti
     gen = torch.Generator().manual_seed(cfg.seed)
     targets = cfg.batch_size * (model.block_size if model.kind == "sequence" else 1)
     with _threads(cfg, device, model, targets):
-        times = []
-        for _ in range(PROBE_STEPS + 1):  # the first step pays for allocations: the others are timed
-            X, Y = (t.to(device) for t in examples.random_batch(cfg.batch_size, gen))
+        times: list[float] = []
+        while len(times) < 2 or sum(times[1:]) < limit:
             start = time.perf_counter()
+            X, Y = (t.to(device) for t in examples.random_batch(cfg.batch_size, gen))
             float(stepper(X, Y))
             times.append(time.perf_counter() - start)
-            if sum(times) > limit:
-                break
-    return min(times[1:] or times)
+    return sum(times[1:]) / len(times[1:])
 
 
 def fit_steps(model_name: str, config: dict[str, Any], corpus: Any, settings: dict[str, Any],
@@ -246,8 +245,9 @@ def fit_steps(model_name: str, config: dict[str, Any], corpus: Any, settings: di
     """The steps that fit in `seconds`, on one CPU thread or on the trainer's choice (two for a big step),
     whichever is faster now; the choice goes into settings["threads"]. On a shared machine, or with --workers, a
     second thread can wait on a busy core and make each step many times slower (a 2-core box under load 8: a
-    small Transformer took 0.029 s a step on one thread, 1.4 s on two)."""
-    per_step = {n: seconds_per_step(model_name, config, corpus, {**settings, "threads": n}, seconds / 40)
+    small Transformer took 0.029 s a step on one thread, 1.4 s on two). Each choice is timed for a hundredth of
+    the time: a few steps of a tiny model vary by 2x, hundreds of them do not."""
+    per_step = {n: seconds_per_step(model_name, config, corpus, {**settings, "threads": n}, seconds * PROBE)
                 for n in (1, 0)}
     settings["threads"] = min(per_step, key=per_step.get)
     return int(0.85 * seconds / per_step[settings["threads"]])  # the rest: evaluations and these probes
