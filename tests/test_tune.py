@@ -305,6 +305,20 @@ def test_a_new_study_starts_from_the_known_recipes_its_space_holds():
     assert [in_space(p, check_space({"families": ["mlp"]})) for p in STARTS] == [False, False, True, False]
 
 
+def test_the_known_recipes_are_never_pruned(optuna, small_names, tmp_path, monkeypatch):
+    from makemore import tune
+
+    start = {"family": "mlp", "block_size": 3, "n_embd": 8, "n_hidden": 32, "dropout": 0.0, "lr": 1e-2,
+             "batch_size": 32, "weight_decay": 0.0, "schedule": "constant"}
+    monkeypatch.setattr(tune, "STARTS", [start])
+    monkeypatch.setattr(optuna.pruners.SuccessiveHalvingPruner, "prune", lambda self, study, trial: True)
+    trials = tune.run(small_names, 3, tmp_path / "s", space=SPACE, steps=STEPS).study.trials
+    assert trials[0].params == start and trials[0].user_attrs["start"] is True
+    states = [t.state.name for t in trials]  # (the last may be cut short by the deadline before it is compared)
+    assert states[0] == "COMPLETE" and len(states) > 2 and set(states[1:-1]) == {"PRUNED"}, states
+    assert trials[0].user_attrs["steps"] == STEPS
+
+
 def test_space_overrides_are_checked():
     from makemore.tune import SPACE as DEFAULT
     from makemore.tune import check_space

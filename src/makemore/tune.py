@@ -4,10 +4,11 @@ Optuna (the `tune` extra: pip install -e '.[tune]').
 Each trial is an ordinary training run in DIR/trials/NNNN of a family and settings that Optuna's TPE sampler
 proposes. The trial reports its val loss at each of its evaluations, and a successive-halving pruner (ASHA)
 stops the trials that are behind the others at the same point of their training, which leaves the time to the
-promising ones. The search takes the first half of the budget, in trials of an eighth of it each (so that the
-pruner compares them at the same points of their time). The other half trains the best settings found once
-more, for all of that time (a final trial; with --workers N, the N best settings, one in each process), as a
-longer run of a good recipe reaches a lower loss than another short one.
+promising ones. A new study starts with the floor and the best recipes known for names, which are never pruned:
+they are what the others are measured against. The search takes the first half of the budget, in trials of an
+eighth of it each (so that the pruner compares them at the same points of their time). The other half trains
+the best settings found once more, for all of that time (a final trial; with --workers N, the N best settings,
+one in each process), as a longer run of a good recipe reaches a lower loss than another short one.
 DIR/best is a link to the best trial's folder: `makemore sample --out DIR/best` and
 `checkpoint.load_model` read it as any run. The study lives in Optuna storage (a SQLite file in DIR unless told
 otherwise), so several processes share it and running again continues it; a trial whose process died (kill -9)
@@ -270,7 +271,7 @@ class _Watch:
             self.evals += 1
             self.curve.append((round(time.time() - self.study_start, 2), float(info.val)))
             self.trial.report(info.val, self.evals)
-            if self.prune and self.trial.should_prune():  # (a final trial is not compared: it is longer)
+            if self.prune and self.trial.should_prune():
                 self.pruned = True
                 raise StopTraining
         if time.time() >= self.stop_at:
@@ -347,8 +348,11 @@ def _objective(trial: Any, ctx: _Context) -> float:
     trial.set_user_attr("model", model)
     trial.set_user_attr("config", config)
     trial.set_user_attr("pid", os.getpid())  # which worker ran it
+    # A final is longer than the trials it would be compared with; a known recipe is what the others are measured
+    # against (pruned after 3 of its 20 evaluations, a slow starter such as an lstm loses to a fast mlp it beats later).
+    prune = final is None and not trial.user_attrs.get("start")
     watch = _Watch(trial, plan.deadline if plan.steps else min(plan.deadline, start + 1.25 * seconds), ctx.study_start,
-                   prune=final is None)
+                   prune=prune)
     try:
         result = training.train(model, config, ctx.corpus, training.TrainConfig.from_dict(train), folder,
                                 progress=False, callbacks=[watch])
@@ -449,7 +453,7 @@ def _open_study(out: Path, storage: str | None, corpus: Any, seed: int,
         study.set_user_attr("space", space)
         for params in STARTS:
             if in_space(params, space):
-                study.enqueue_trial(params)
+                study.enqueue_trial(params, user_attrs={"start": True})
     optuna.storages.fail_stale_trials(study)
     return study, space
 
