@@ -28,7 +28,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--out", required=True, help="the study's folder: trials/, best, study.db, figures")
     p.add_argument("--storage", help="an Optuna storage URL (default: sqlite in OUT), e.g. "
                    "postgresql://user:pass@host/db to share one study between machines")
-    p.add_argument("--workers", type=_whole(1, 256), default=1, help="processes on this machine (default 1)")
+    p.add_argument("--workers", type=_whole(1, 256), default=1,
+                   help="processes on this machine (default 1); up to one per core pays, as most trials train on "
+                   "one thread")
     p.add_argument("--space", metavar="FILE.toml", help="search-space overrides (see below)")
     p.add_argument("--seed", type=_whole(0, 2**31), default=0, help="the sampler's seed (default 0)")
     p.set_defaults(func=cmd_tune)
