@@ -307,6 +307,17 @@ def test_a_new_study_starts_from_the_known_recipes_its_space_holds():
     assert [in_space(p, check_space({"families": ["mlp"]})) for p in STARTS] == [False, False, True, False]
 
 
+def test_the_lstm_start_has_more_dropout_when_its_final_trial_is_long():
+    from makemore.tune import STARTS, starts
+
+    def lstm(budget):
+        return [p for p in starts(budget) if p["family"] == "lstm"][0]
+
+    assert lstm(300) == [p for p in STARTS if p["family"] == "lstm"][0] and lstm(300)["dropout"] == 0.3
+    assert lstm(30 * 60) == {**lstm(300), "dropout": 0.45}
+    assert [p for p in starts(30 * 60) if p["family"] != "lstm"] == [p for p in STARTS if p["family"] != "lstm"]
+
+
 def test_the_known_recipes_are_never_pruned(optuna, small_names, tmp_path, monkeypatch):
     from makemore import tune
 
